@@ -1,0 +1,41 @@
+# Everything runs from a local .venv built with Python 3.12 (Dify runs plugins on 3.12).
+PYTHON ?= python3.12
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+
+.PHONY: test demo check generate lint format clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.12 (pyenv reads .python-version)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-* && touch $@
+
+## test: validate provider_configs/, lint, and run the whole suite offline (cassettes replay)
+test: check
+	$(PY) -m pytest
+
+## demo: the plugin over stdio (as Dify runs it) against the embedded gateway emulator
+demo: $(STAMP)
+	$(PY) -m tests.demo
+
+## check: provider_configs/ valid, generated Dify YAML current, code linted and formatted
+check: $(STAMP)
+	$(PY) -m adapters.dify_schema --check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+## generate: rewrite provider_configs/dify/ from provider_configs/
+generate: $(STAMP)
+	$(PY) -m adapters.dify_schema
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache dist

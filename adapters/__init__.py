@@ -1,0 +1,1 @@
+"""Dify model-provider plugin for Alibaba Cloud AI Gateway: one thin adapter per model type."""

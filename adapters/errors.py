@@ -1,0 +1,157 @@
+"""Maps everything that can go wrong on the way to the gateway onto Dify's InvokeError classes.
+
+    HTTP status from the gateway            Dify error
+    401, 403                                InvokeAuthorizationError
+    429                                     InvokeRateLimitError (with the gateway's reset hint)
+    500, 502, 503, 504                      InvokeServerUnavailableError
+    408, connect/read timeouts, resets      InvokeConnectionError
+    400, 404, 413, 422 and other 4xx        InvokeBadRequestError
+    malformed JSON, stream cut short        InvokeServerUnavailableError
+
+Every message names the gateway route (path only: a query may hold a key), carries the gateway's
+own words and request id where it sent them, and never a credential.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from dify_plugin.errors.model import (
+    InvokeAuthorizationError,
+    InvokeBadRequestError,
+    InvokeConnectionError,
+    InvokeError,
+    InvokeRateLimitError,
+    InvokeServerUnavailableError,
+)
+
+_MAX_MESSAGE = 500
+_RESET_HEADERS = ("x-tokenratelimit-reset", "x-ratelimit-reset", "retry-after")
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-acs-request-id", "eagleeye-traceid")
+
+# The table the SDK asks every model for; `to_invoke_error` below does the actual mapping.
+INVOKE_ERROR_MAPPING: Mapping[type[InvokeError], list[type[Exception]]] = {
+    InvokeConnectionError: [httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError],
+    InvokeServerUnavailableError: [httpx.ProxyError, json.JSONDecodeError],
+    InvokeBadRequestError: [httpx.UnsupportedProtocol, httpx.InvalidURL],
+    InvokeAuthorizationError: [],
+    InvokeRateLimitError: [],
+}
+
+
+def _status_class(status: int) -> type[InvokeError]:
+    if status in (401, 403):
+        return InvokeAuthorizationError
+    if status == 429:
+        return InvokeRateLimitError
+    if status == 408:
+        return InvokeConnectionError
+    if status >= 500:
+        return InvokeServerUnavailableError
+    return InvokeBadRequestError
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[:_MAX_MESSAGE] + "…"
+
+
+def gateway_message(body: bytes, content_type: str = "") -> tuple[str, str | None]:
+    """The gateway's own error words and request id from an error body of any of its shapes."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        data: Any = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        request_id = data.get("request_id") or data.get("requestId")
+        error = data.get("error")
+        if isinstance(error, dict):
+            message = error.get("message") or json.dumps(error, ensure_ascii=False)
+        elif isinstance(error, str):
+            message = error
+        else:
+            code, detail = data.get("code"), data.get("message")
+            message = f"{code}: {detail}" if code and detail else str(detail or code or text)
+        return _clip(str(message)), str(request_id) if request_id else None
+    if "html" in content_type.lower() or text.lstrip().lower().startswith(("<!doctype", "<html")):
+        title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
+        text = title.group(1) if title else re.sub(r"<[^>]+>", " ", text)
+        return _clip(f"HTML error page: {text}"), None
+    return _clip(text) if text else "(empty body)", None
+
+
+def rate_limit_hint(headers: httpx.Headers) -> str | None:
+    for name in _RESET_HEADERS:
+        value = headers.get(name)
+        if value:
+            return f"retry after {value} s ({name})"
+    return None
+
+
+def error_from_response(method: str, url: httpx.URL, response: httpx.Response, body: bytes) -> InvokeError:
+    """The InvokeError for a gateway answer with an error status (the body already read)."""
+    headers = response.headers
+    message, request_id = gateway_message(body, headers.get("content-type", ""))
+    details = []
+    if hint := (rate_limit_hint(headers) if response.status_code == 429 else None):
+        details.append(hint)
+    if sts := headers.get("x-ca-error-message"):
+        # Higress hmac-auth answers a bad signature with its own string-to-sign; the operator needs it.
+        details.append(f"gateway {sts}")
+    request_id = request_id or next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
+    if request_id:
+        details.append(f"request id {request_id}")
+    suffix = f" ({'; '.join(details)})" if details else ""
+    text = f"AI Gateway answered HTTP {response.status_code} to {method} {url.path}: {message}{suffix}"
+    return _status_class(response.status_code)(text)
+
+
+def error_from_transport(method: str, url: httpx.URL, exc: Exception) -> InvokeError:
+    """The InvokeError for a request that never got a complete answer."""
+    where = f"{method} {url.scheme}://{url.netloc.decode()}{url.path}"
+    if isinstance(exc, httpx.ConnectTimeout):
+        return InvokeConnectionError(f"Timed out connecting to the AI Gateway at {where}.")
+    if isinstance(exc, httpx.TimeoutException):
+        return InvokeConnectionError(f"The AI Gateway sent nothing for the read timeout at {where}.")
+    if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return InvokeConnectionError(
+            f"TLS certificate of the AI Gateway at {where} is not trusted: {exc}. "
+            "Set SSL_CERT_FILE to the private CA bundle if the gateway uses one."
+        )
+    if isinstance(exc, httpx.ConnectError):
+        return InvokeConnectionError(f"Could not connect to the AI Gateway at {where}: {exc}")
+    if isinstance(exc, httpx.HTTPError):
+        return InvokeConnectionError(f"The connection to the AI Gateway at {where} failed: {exc}")
+    return to_invoke_error(exc)
+
+
+def stream_error(route_path: str, problem: str) -> InvokeError:
+    return InvokeServerUnavailableError(f"AI Gateway answer from {route_path} is unusable: {problem}")
+
+
+def error_from_event(route_path: str, data: Mapping[str, Any]) -> InvokeError:
+    """The InvokeError for an `{"error": …}` event inside an otherwise successful stream."""
+    message, request_id = gateway_message(json.dumps(data, ensure_ascii=False).encode())
+    error = data.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    status = int(code) if isinstance(code, int | str) and str(code).isdigit() else 500
+    suffix = f" (request id {request_id})" if request_id else ""
+    return _status_class(status)(f"AI Gateway stream from {route_path} reported an error: {message}{suffix}")
+
+
+def to_invoke_error(exc: BaseException) -> InvokeError:
+    """Any exception as an InvokeError; ones already mapped pass through unchanged."""
+    if isinstance(exc, InvokeError):
+        return exc
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and status >= 400:
+        return _status_class(status)(f"AI Gateway error (HTTP {status}): {_clip(str(exc))}")
+    for invoke_error, causes in INVOKE_ERROR_MAPPING.items():
+        if isinstance(exc, tuple(causes)):
+            return invoke_error(f"AI Gateway request failed: {_clip(str(exc))}")
+    return InvokeError(f"AI Gateway request failed: {type(exc).__name__}: {_clip(str(exc))}")

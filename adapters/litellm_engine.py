@@ -1,0 +1,69 @@
+"""LiteLLM, configured once for this plugin: offline, quiet, and loaded off the start-up path.
+
+The plugin uses LiteLLM's provider-level translation (the per-provider `*Config` classes that build
+request bodies and parse responses and stream chunks) and sends the bytes itself through
+adapters/transport.py. That keeps LiteLLM's knowledge of each API while skipping the per-call and
+per-chunk machinery around `litellm.completion()` (logging threads, cost maps, retries) that
+costs milliseconds per call and most of the CPU of a stream (litellm-notes.md §5).
+
+Importing LiteLLM takes 2-4 s, so the plugin answers its first heartbeat before paying for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from types import ModuleType
+
+# Set before LiteLLM is imported, and forced: the plugin must not fetch the remote cost map, load a
+# .env file, download tokenizers or log prompts, whatever the environment around it says.
+_PRIVATE_ENV = {
+    "LITELLM_OFFLINE_MODE": "true",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_MODE": "PRODUCTION",
+    "LITELLM_LOG": "ERROR",
+    "LITELLM_TELEMETRY": "False",
+    "HF_HUB_OFFLINE": "1",
+    "DEFAULT_MAX_RETRIES": "0",
+}
+os.environ.update(_PRIVATE_ENV)
+
+_module: ModuleType | None = None
+
+
+def _configure(module: ModuleType) -> ModuleType:
+    module.suppress_debug_info = True
+    module.turn_off_message_logging = True
+    module.disable_streaming_logging = True
+    module.disable_hf_tokenizer_download = True
+    module.telemetry = False
+    module.DEFAULT_MAX_RETRIES = 0
+    module.callbacks = []
+    # The pieces the adapters call, imported now so that cost is paid off the request path too.
+    importlib.import_module("litellm.llms.openai.chat.gpt_transformation")
+    importlib.import_module("litellm.llms.openai.completion.transformation")
+    importlib.import_module("litellm.litellm_core_utils.llm_response_utils.convert_dict_to_response")
+    return module
+
+
+def litellm() -> ModuleType:
+    """The configured litellm module, imported on first use if start_loading() has not done it yet."""
+    global _module
+    if _module is None:
+        _module = _configure(importlib.import_module("litellm"))
+    return _module
+
+
+def start_loading(delay: float = 0.3) -> None:
+    """Import LiteLLM shortly after start-up, once the first heartbeat has gone out.
+
+    Under the SDK's gevent hub an import cannot yield, so it runs in a greenlet scheduled a moment
+    after the plugin starts serving; a request that arrives earlier imports it itself.
+    """
+    try:
+        import gevent
+    except ImportError:  # outside the plugin runtime (tools, tests)
+        threading.Timer(delay, litellm).start()
+        return
+    gevent.spawn_later(delay, litellm)
