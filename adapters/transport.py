@@ -9,6 +9,7 @@ safely, and requests with different credentials never share one.
 
 from __future__ import annotations
 
+import logging
 import os
 import ssl
 import threading
@@ -24,6 +25,11 @@ from adapters.auth import auth_from_credentials
 from adapters.catalog import Route
 from adapters.endpoint import Endpoint, endpoint_from_credentials
 from adapters.errors import error_from_response, error_from_transport
+
+# httpx logs every request URL at INFO, and the SDK forwards INFO logs to Dify; a URL can carry an
+# API key in its query (consumers set up that way), so these loggers speak only on warnings.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 _MAX_SESSIONS = 64
 _MAX_ERROR_BODY = 64 * 1024
