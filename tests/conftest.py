@@ -1,0 +1,76 @@
+"""Shared fixtures: the gateway emulator on loopback, credentials for it, and a clean environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# dify_plugin applies gevent's monkey-patching on import; it must happen before any test starts a
+# thread (the emulator's server), or the import machinery's locks end up half-patched.
+import dify_plugin  # noqa: F401
+import pytest
+
+from tests.emulator import Consumer, GatewayEmulator, serve
+
+PLUGIN_ROOT = Path(__file__).resolve().parent.parent
+TEST_KEY = "sk-test-a"
+OTHER_KEY = "sk-test-b"
+
+# Variables that would change how the plugin connects; each test starts without them.
+_ENV_TO_CLEAR = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "MAX_REQUEST_TIMEOUT",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _ENV_TO_CLEAR:
+        monkeypatch.delenv(name, raising=False)
+
+
+@dataclass
+class Gateway:
+    emulator: GatewayEmulator
+    base_url: str
+
+    def credentials(self, base_path: str = "", **fields: str) -> dict[str, str]:
+        """Provider credentials for the emulator; `base_path` goes in front of /v1 (e.g. /_fault/status-429)."""
+        return {"endpoint_url": f"{self.base_url}{base_path}/v1", "api_key": TEST_KEY, **fields}
+
+    def last_json(self) -> dict:
+        return self.emulator.received[-1].json()
+
+
+@pytest.fixture(scope="session")
+def _emulator() -> Iterator[tuple[GatewayEmulator, str]]:
+    emulator = GatewayEmulator(
+        consumers=[Consumer(name="team-a", api_key=TEST_KEY), Consumer(name="team-b", api_key=OTHER_KEY)]
+    )
+    with serve(emulator) as base_url:
+        yield emulator, base_url
+
+
+@pytest.fixture
+def gateway(_emulator: tuple[GatewayEmulator, str]) -> Gateway:
+    emulator, base_url = _emulator
+    emulator.clear()
+    return Gateway(emulator, base_url)
+
+
+@pytest.fixture
+def llm():
+    from adapters.llm import AIGatewayLargeLanguageModel
+    from adapters.model_base import _catalog_entities
+
+    return AIGatewayLargeLanguageModel(list(_catalog_entities("llm")))
