@@ -1,0 +1,268 @@
+"""`GatewayEmulator`: the pure request -> response logic of the emulated AI gateway.
+
+Pipeline per request (mirrors the gateway's filter chain):
+  record -> /_files/ downloads (no auth, like a pre-signed OSS URL) -> consumer auth
+  -> /_fault/ faults -> route by path suffix (any base path) -> late faults.
+Call it directly (`emu(Request(...))` or `emu.handle(...)`), wrap it for httpx with
+`emu.mock_transport()`, or put it on a loopback socket with `serve(emu)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import threading
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import audio, chat, embeddings, rerank
+from .auth import Authenticator, AuthMode, Consumer
+from .context import Context, Settings
+from .denial import Denial
+from .faults import FAULT_HELP, UnknownFaultError, parse_faults
+from .responses import dumps, json_response, text_response
+from .wire import ABORT, Headers, Pause, ReceivedRequest, Request, Response
+
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["DEFAULT_MODELS", "ROUTES", "GatewayEmulator", "Route"]
+
+DEFAULT_MODELS = ("qwen-max", "qwen-plus", "qwen-turbo", "qwq-plus", "text-embedding-v3", "gte-rerank-v2", "qwen-tts")
+_FILE_PATH = re.compile(r"/_files/([0-9a-f]{8,64})\.wav$")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    suffix: str
+    method: str
+    handler: Callable[[Context], Response]
+
+
+def _list_models(ctx: Context) -> Response:
+    data = [{"id": m, "object": "model", "created": ctx.created, "owned_by": "system"} for m in ctx.settings.models]
+    return json_response({"object": "list", "data": data})
+
+
+# Matched in order against the end of the raw path, like ai-proxy's pathSuffixToApiName.
+ROUTES: tuple[Route, ...] = (
+    Route("/api/v1/services/embeddings/text-embedding/text-embedding", "POST", embeddings.dashscope_embeddings),
+    Route("/api/v1/services/rerank/text-rerank/text-rerank", "POST", rerank.dashscope_native_rerank),
+    Route("/api/v1/services/aigc/multimodal-generation/generation", "POST", audio.dashscope_tts),
+    Route("/v1/chat/completions", "POST", chat.chat_completions),
+    Route("/v1/completions", "POST", chat.completions),
+    Route("/v1/embeddings", "POST", embeddings.openai_embeddings),
+    Route("/v1/reranks", "POST", rerank.dashscope_compatible_rerank),
+    Route("/v1/rerank", "POST", rerank.cohere_rerank),
+    Route("/v2/rerank", "POST", rerank.cohere_rerank),
+    Route("/v1/audio/transcriptions", "POST", audio.transcription),
+    Route("/v1/audio/translations", "POST", audio.translation),
+    Route("/v1/audio/speech", "POST", audio.speech),
+    Route("/v1/models", "GET", _list_models),
+)
+
+
+class GatewayEmulator:
+    """A deterministic stand-in for Alibaba Cloud AI Gateway's client-facing wire formats.
+
+    consumers: no consumers means consumer auth is off. With consumers, each request must
+      carry one consumer's credential (API key, JWT or HMAC; see auth.py).
+    auth: "auto" (every scheme some consumer has), or restrict to one scheme, or "none".
+    strict_fields: reject unknown top-level chat fields with 400, like a strict backend;
+      `allowed_extra_fields` lists the non-OpenAI fields still accepted.
+    max_batch: most inputs per embeddings request (DashScope's limit is 10).
+    hmac_date_offset: allowed Date / X-Ca-Timestamp skew in seconds; None turns the check
+      off (the Higress default). The default 900 s catches bad Date formats.
+    clock: time source for JWT/HMAC time checks and "created" fields.
+    created: a fixed value for every "created" field (stable cassettes); None uses the clock.
+    """
+
+    def __init__(
+        self,
+        consumers: Sequence[Consumer] = (),
+        *,
+        auth: AuthMode = "auto",
+        strict_fields: bool = False,
+        allowed_extra_fields: Iterable[str] = chat.DEFAULT_EXTRA_FIELDS,
+        max_batch: int = 10,
+        embedding_dim: int = 8,
+        hmac_date_offset: float | None = 900.0,
+        jwt_clock_skew: float = 60.0,
+        models: Sequence[str] = DEFAULT_MODELS,
+        clock: Callable[[], float] = time.time,
+        created: int | None = None,
+    ) -> None:
+        self.consumers: tuple[Consumer, ...] = tuple(consumers)
+        self.settings = Settings(
+            strict_fields=strict_fields,
+            allowed_extra_fields=frozenset(allowed_extra_fields),
+            max_batch=max_batch,
+            embedding_dim=embedding_dim,
+            models=tuple(models),
+        )
+        self._auth = Authenticator(
+            self.consumers,
+            mode="none" if auth == "none" else auth,
+            hmac_date_offset=hmac_date_offset,
+            jwt_clock_skew=jwt_clock_skew,
+            clock=clock,
+        )
+        self._clock = clock
+        self._created = created
+        self._lock = threading.Lock()
+        self._seq = itertools.count(1)
+        self._path_attempts: Counter[str] = Counter()
+        self._files: dict[str, bytes] = {}
+        self.received: list[ReceivedRequest] = []
+
+    # -- inspection helpers for tests -------------------------------------------------
+
+    def clear(self) -> None:
+        """Forget received requests, per-path attempt counters and id sequences."""
+        with self._lock:
+            self.received.clear()
+            self._path_attempts.clear()
+            self._seq = itertools.count(1)
+
+    def hits(self, path_contains: str = "") -> int:
+        """How many requests arrived whose raw path contains `path_contains` (retries count)."""
+        with self._lock:
+            return sum(1 for r in self.received if path_contains in r.path)
+
+    @property
+    def last(self) -> ReceivedRequest:
+        with self._lock:
+            return self.received[-1]
+
+    @staticmethod
+    def fault_help() -> str:
+        return FAULT_HELP
+
+    # -- the handler -------------------------------------------------------------------
+
+    def __call__(self, request: Request) -> Response:
+        record = ReceivedRequest(request.method, request.path, request.query, request.headers, request.body)
+        with self._lock:
+            self.received.append(record)
+            self._path_attempts[request.path] += 1
+            attempt = self._path_attempts[request.path]
+        response = self._respond(request, record, attempt)
+        record.status = None if response.drop else response.status
+        return response
+
+    def handle(
+        self,
+        method: str,
+        target: str,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        json_body: Any = None,
+        base_url: str = "http://127.0.0.1",
+    ) -> Response:
+        """Convenience for calling the app without a server (tests of the emulator itself)."""
+        pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+        if json_body is not None:
+            body = dumps(json_body).encode("utf-8")
+            if not any(k.lower() == "content-type" for k, _ in pairs):
+                pairs.append(("Content-Type", "application/json"))
+        return self(Request(method, target, Headers(pairs), body, base_url))
+
+    def _next_seq(self) -> int:
+        with self._lock:
+            return next(self._seq)
+
+    def _store_file(self, data: bytes) -> str:
+        file_id = hashlib.sha256(data).hexdigest()[:16]
+        with self._lock:
+            self._files[file_id] = data
+        return file_id
+
+    def _respond(self, request: Request, record: ReceivedRequest, attempt: int) -> Response:
+        if request.method == "GET" and (m := _FILE_PATH.search(request.path)):
+            with self._lock:
+                data = self._files.get(m.group(1))
+            if data is None:
+                return text_response("file not found", 404)
+            return Response(200, [("Content-Type", "audio/wav")], data)
+
+        outcome = self._auth.authenticate(request)
+        if isinstance(outcome, Denial):
+            return outcome.to_response()
+        record.consumer = outcome
+
+        try:
+            faults, _ = parse_faults(request.path)
+        except UnknownFaultError as exc:
+            return text_response(f"{exc}\n\n{FAULT_HELP}", 400)
+        faults = faults.for_attempt(attempt)
+        ctx = Context(
+            request=request,
+            faults=faults,
+            settings=self.settings,
+            created=self._created if self._created is not None else int(self._clock()),
+            next_seq=self._next_seq,
+            store_file=self._store_file,
+        )
+        if (early := faults.early_response(ctx.request_id)) is not None:
+            return early
+
+        response = self._route(ctx)
+        response = faults.shape_body(response)
+        response.delay += faults.stall
+        return response
+
+    def _route(self, ctx: Context) -> Response:
+        path = ctx.request.path
+        route = next((r for r in ROUTES if path.endswith(r.suffix)), None)
+        if route is None:
+            # Envoy's "no route" answer is an empty 404; the header helps whoever debugs a test.
+            return Response(404, [("Content-Type", "text/plain"), ("X-Emulator-Error", f"no route for {path}")])
+        if ctx.request.method != route.method:
+            return text_response(
+                f"method {ctx.request.method} not allowed on {route.suffix}", 405, [("Allow", route.method)]
+            )
+        try:
+            return route.handler(ctx)
+        except Exception:  # noqa: BLE001 - an emulator bug must surface in the test, not hang the client
+            return text_response("emulator internal error:\n" + traceback.format_exc(), 500)
+
+    # -- httpx adapter -----------------------------------------------------------------
+
+    def mock_transport(self) -> httpx.MockTransport:
+        """An httpx.MockTransport that runs this emulator in-process (no sockets).
+
+        Pauses sleep for real; `close` and mid-stream resets raise httpx.RemoteProtocolError.
+        """
+        import httpx
+
+        def handler(req: httpx.Request) -> httpx.Response:
+            target = req.url.raw_path.decode("ascii")
+            headers = Headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in req.headers.raw)
+            base_url = f"{req.url.scheme}://{req.url.netloc.decode('ascii')}"
+            response = self(Request(req.method, target, headers, req.read(), base_url))
+            if response.delay:
+                time.sleep(response.delay)
+            if response.drop:
+                raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=req)
+            if not response.streamed:
+                return httpx.Response(response.status, headers=response.headers, content=response.read())
+
+            def chunks() -> Iterator[bytes]:
+                assert not isinstance(response.body, bytes | bytearray)
+                for item in response.body:
+                    if isinstance(item, Pause):
+                        time.sleep(item.seconds)
+                    elif item is ABORT:
+                        raise httpx.RemoteProtocolError("peer closed connection (emulated reset)", request=req)
+                    elif isinstance(item, bytes):
+                        yield item
+
+            return httpx.Response(response.status, headers=response.headers, content=chunks())
+
+        return httpx.MockTransport(handler)
