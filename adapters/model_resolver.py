@@ -12,7 +12,7 @@ from typing import Any
 
 from dify_plugin.errors.model import CredentialsValidateFailedError
 
-from adapters.catalog import Catalog, CatalogModel, ModelInfo, Route, default_catalog
+from adapters.catalog import Catalog, CatalogModel, ModelInfo, Route, Voice, default_catalog
 
 _MILLION = Decimal(1_000_000)
 
@@ -98,7 +98,90 @@ def _llm_info(credentials: Mapping[str, Any]) -> ModelInfo:
     )
 
 
-_INFO_BUILDERS = {"llm": _llm_info}
+def _priced(credentials: Mapping[str, Any]) -> dict[str, Any]:
+    """Input price and currency from the optional price fields (embedding and rerank bill input only)."""
+    cost = _price_per_token(credentials, "input_price")
+    if cost is None:
+        return {}
+    return {"input_cost_per_token": cost, "currency": _choice(credentials, "currency", ("RMB", "USD"), "RMB")}
+
+
+def _embedding_info(credentials: Mapping[str, Any]) -> ModelInfo:
+    # max_chunks defaults to 10: DashScope's per-request cap for text-embedding-v3/v4, the most common
+    # backend behind this gateway, and no higher than other OpenAI-compatible servers accept (OpenAI
+    # 2048, TEI 32, vLLM unbounded); 1 would work everywhere but costs one request per text.
+    size = positive_int(credentials, "dimensions", 1) if _text(credentials, "dimensions") else None
+    input_type = _choice(credentials, "supports_input_type", ("supported", "not_supported"), "not_supported")
+    return ModelInfo(
+        mode="embedding",
+        max_input_tokens=positive_int(credentials, "context_size", 8192),
+        max_chunks=positive_int(credentials, "max_chunks", 10),
+        output_vector_size=size,
+        dimensions=(size,) if size else (),
+        supports_input_type=input_type == "supported",
+        **_priced(credentials),
+    )
+
+
+def _rerank_info(credentials: Mapping[str, Any]) -> ModelInfo:
+    return ModelInfo(
+        mode="rerank", max_input_tokens=positive_int(credentials, "context_size", 4096), **_priced(credentials)
+    )
+
+
+def _speech2text_info(credentials: Mapping[str, Any]) -> ModelInfo:
+    # A configured language or prompt is the user's statement that the model takes it.
+    return ModelInfo(
+        mode="audio_transcription",
+        file_upload_limit=positive_int(credentials, "file_upload_limit", 25),
+        supports_language=bool(_text(credentials, "language")),
+        supports_prompt=bool(_text(credentials, "prompt")),
+    )
+
+
+# Dify's interface languages: a voice typed in by name is offered whatever language the app uses.
+_VOICE_LANGUAGES = (
+    "zh-Hans", "zh-Hant", "en-US", "ja-JP", "ko-KR", "fr-FR", "de-DE", "es-ES", "it-IT", "pt-BR", "ru-RU",
+    "th-TH", "id-ID", "vi-VN", "uk-UA", "ro-RO", "pl-PL", "hi-IN", "tr-TR", "fa-IR", "sl-SI", "ar-TN",
+)  # fmt: skip
+
+
+def _tts_info(credentials: Mapping[str, Any]) -> ModelInfo:
+    names = list(dict.fromkeys(v.strip() for v in _text(credentials, "voices").split(",") if v.strip()))
+    if not names:
+        raise CredentialsValidateFailedError(
+            "Credential field 'voices' is required for text-to-speech models: the voice ids, comma-separated "
+            "(e.g. alloy,echo or Cherry,Ethan)."
+        )
+    default_voice = _text(credentials, "default_voice") or names[0]
+    if default_voice not in names:
+        raise CredentialsValidateFailedError(
+            f"Credential field 'default_voice' is {default_voice!r}, not one of the voices ({', '.join(names)})."
+        )
+    # DashScope qwen-tts answers with a WAV file only; other routes are asked for the chosen format.
+    route = default_catalog().routes.get(_text(credentials, "route_preset"))
+    wav_only = route is not None and route.dialect == "dashscope"
+    audio_type = _choice(credentials, "audio_type", ("mp3", "wav"), "wav" if wav_only else "mp3")
+    if wav_only and audio_type != "wav":
+        raise CredentialsValidateFailedError(
+            f"Credential field 'audio_type' must be wav for route {route.name!r}: it only returns WAV audio."
+        )
+    return ModelInfo(
+        mode="audio_speech",
+        voices=tuple(Voice(mode=n, name=n, language=_VOICE_LANGUAGES) for n in names),
+        default_voice=default_voice,
+        audio_type=audio_type,
+        word_limit=positive_int(credentials, "word_limit", 500),
+    )
+
+
+_INFO_BUILDERS = {
+    "llm": _llm_info,
+    "text-embedding": _embedding_info,
+    "rerank": _rerank_info,
+    "speech2text": _speech2text_info,
+    "tts": _tts_info,
+}
 
 
 def customizable_model(name: str, model_type: str, credentials: Mapping[str, Any], catalog: Catalog) -> CatalogModel:
