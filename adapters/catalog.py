@@ -33,6 +33,16 @@ MODE_TO_MODEL_TYPE: Mapping[str, str] = MappingProxyType(
     }
 )
 CURRENCIES = frozenset({"RMB", "USD"})
+# The body dialects an adapter of each model type speaks (a route with another one fails at load).
+DIALECTS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "llm": frozenset({"openai"}),
+        "text-embedding": frozenset({"openai", "dashscope"}),
+        "rerank": frozenset({"cohere", "dashscope-compatible", "dashscope"}),
+        "speech2text": frozenset({"openai"}),
+        "tts": frozenset({"openai", "dashscope"}),
+    }
+)
 
 
 class CatalogError(ValueError):
@@ -292,6 +302,10 @@ def _model_info(raw: Any, route: Route, params: Mapping[str, ParameterSpec], fil
         raise CatalogError(file, "a cost is given without a currency", model, "model_info.currency")
     if info.currency is not None and info.currency not in CURRENCIES:
         raise CatalogError(file, f"expected one of {sorted(CURRENCIES)}", model, "model_info.currency")
+    if info.output_vector_size and info.dimensions and info.output_vector_size not in info.dimensions:
+        raise CatalogError(
+            file, "the default vector size is not one of `dimensions`", model, "model_info.output_vector_size"
+        )
     if info.default_voice and info.voices and info.default_voice not in {v.mode for v in info.voices}:
         raise CatalogError(file, "default voice is not one of the voices", model, "model_info.default_voice")
     return info
@@ -309,6 +323,11 @@ def _load_routes(root: Path) -> dict[str, Route]:
         bad = [m for m in modes if m not in MODE_TO_MODEL_TYPE or MODE_TO_MODEL_TYPE[m] != spec["model_type"]]
         if bad:
             raise CatalogError(file, f"modes {bad} do not belong to {spec['model_type']}", None, f"routes.{name}.modes")
+        if spec["dialect"] not in DIALECTS.get(str(spec["model_type"]), ()):
+            known = ", ".join(sorted(DIALECTS.get(str(spec["model_type"]), ()))) or "none: unknown model type"
+            raise CatalogError(
+                file, f"dialect not spoken for this model type (known: {known})", None, f"routes.{name}.dialect"
+            )
         if not str(spec["path"]).startswith("/"):
             raise CatalogError(file, "path must start with '/'", None, f"routes.{name}.path")
         label = spec.get("customizable_label")

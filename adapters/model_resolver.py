@@ -56,9 +56,10 @@ def _choice(credentials: Mapping[str, Any], name: str, allowed: tuple[str, ...],
     return value
 
 
-def _route(catalog: Catalog, model_type: str, mode: str, credentials: Mapping[str, Any]) -> Route:
+def _route(catalog: Catalog, model_type: str, mode: str | None, credentials: Mapping[str, Any]) -> Route:
+    """The preset named by `route_preset`, else the first one of the type (serving `mode`, if given)."""
     wanted = _text(credentials, "route_preset")
-    candidates = [r for r in catalog.routes_for(model_type) if mode in r.modes]
+    candidates = [r for r in catalog.routes_for(model_type) if mode is None or mode in r.modes]
     for route in candidates:
         if not wanted or route.name == wanted:
             return route
@@ -68,8 +69,8 @@ def _route(catalog: Catalog, model_type: str, mode: str, credentials: Mapping[st
     )
 
 
-def _llm_info(credentials: Mapping[str, Any]) -> ModelInfo:
-    mode = _choice(credentials, "mode", ("chat", "completion"), "chat")
+def _llm_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
+    mode = route.modes[0]
     tools = _choice(credentials, "function_calling_type", ("tool_call", "function_call", "no_call"), "no_call")
     thinking = _choice(
         credentials, "agent_though_support", ("supported", "only_thinking_supported", "not_supported"), "not_supported"
@@ -106,7 +107,7 @@ def _priced(credentials: Mapping[str, Any]) -> dict[str, Any]:
     return {"input_cost_per_token": cost, "currency": _choice(credentials, "currency", ("RMB", "USD"), "RMB")}
 
 
-def _embedding_info(credentials: Mapping[str, Any]) -> ModelInfo:
+def _embedding_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
     # max_chunks defaults to 10: DashScope's per-request cap for text-embedding-v3/v4, the most common
     # backend behind this gateway, and no higher than other OpenAI-compatible servers accept (OpenAI
     # 2048, TEI 32, vLLM unbounded); 1 would work everywhere but costs one request per text.
@@ -123,13 +124,13 @@ def _embedding_info(credentials: Mapping[str, Any]) -> ModelInfo:
     )
 
 
-def _rerank_info(credentials: Mapping[str, Any]) -> ModelInfo:
+def _rerank_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
     return ModelInfo(
         mode="rerank", max_input_tokens=positive_int(credentials, "context_size", 4096), **_priced(credentials)
     )
 
 
-def _speech2text_info(credentials: Mapping[str, Any]) -> ModelInfo:
+def _speech2text_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
     # A configured language or prompt is the user's statement that the model takes it.
     return ModelInfo(
         mode="audio_transcription",
@@ -146,7 +147,7 @@ _VOICE_LANGUAGES = (
 )  # fmt: skip
 
 
-def _tts_info(credentials: Mapping[str, Any]) -> ModelInfo:
+def _tts_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
     names = list(dict.fromkeys(v.strip() for v in _text(credentials, "voices").split(",") if v.strip()))
     if not names:
         raise CredentialsValidateFailedError(
@@ -159,8 +160,7 @@ def _tts_info(credentials: Mapping[str, Any]) -> ModelInfo:
             f"Credential field 'default_voice' is {default_voice!r}, not one of the voices ({', '.join(names)})."
         )
     # DashScope qwen-tts answers with a WAV file only; other routes are asked for the chosen format.
-    route = default_catalog().routes.get(_text(credentials, "route_preset"))
-    wav_only = route is not None and route.dialect == "dashscope"
+    wav_only = route.dialect == "dashscope"
     audio_type = _choice(credentials, "audio_type", ("mp3", "wav"), "wav" if wav_only else "mp3")
     if wav_only and audio_type != "wav":
         raise CredentialsValidateFailedError(
@@ -189,11 +189,12 @@ def customizable_model(name: str, model_type: str, credentials: Mapping[str, Any
     builder = _INFO_BUILDERS.get(model_type)
     if builder is None:
         raise CredentialsValidateFailedError(f"Model type {model_type!r} is not served by this provider.")
-    info = builder(credentials)
+    mode = _choice(credentials, "mode", ("chat", "completion"), "chat") if model_type == "llm" else None
+    route = _route(catalog, model_type, mode, credentials)
     return CatalogModel(
         name=name,
-        route=_route(catalog, model_type, info.mode, credentials),
-        info=info,
+        route=route,
+        info=builder(credentials, route),
         gateway_model=name,
         label={"en_US": name},
     )

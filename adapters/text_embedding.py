@@ -24,7 +24,7 @@ from adapters.errors import to_invoke_error
 from adapters.model_base import GatewayModel
 from adapters.model_resolver import resolve_model
 from adapters.transport import session_for
-from adapters.usage import estimate_tokens, llm_usage
+from adapters.usage import embedding_usage, estimate_tokens
 
 
 class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
@@ -59,18 +59,8 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
         return TextEmbeddingResult(model=target.name, embeddings=vectors, usage=self._usage(target, tokens))
 
     def _usage(self, target: CatalogModel, tokens: int) -> EmbeddingUsage:
-        """Input tokens priced like an LLM prompt (adapters/usage.py: per million, Decimal)."""
         started = getattr(self, "started_at", None) or time.perf_counter()
-        priced = llm_usage(target, tokens, 0, time.perf_counter() - started)
-        return EmbeddingUsage(
-            tokens=tokens,
-            total_tokens=tokens,
-            unit_price=priced.prompt_unit_price,
-            price_unit=priced.prompt_price_unit,
-            total_price=priced.prompt_price,
-            currency=priced.currency,
-            latency=priced.latency,
-        )
+        return embedding_usage(target, tokens, time.perf_counter() - started)
 
     @staticmethod
     def _count(target: CatalogModel, texts: list[str]) -> list[int]:

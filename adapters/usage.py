@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from dify_plugin.entities.model.llm import LLMUsage
+from dify_plugin.entities.model.text_embedding import EmbeddingUsage
 
 from adapters.catalog import CatalogModel
 from adapters.litellm_engine import litellm
@@ -44,6 +45,19 @@ def llm_usage(model: CatalogModel, prompt_tokens: int, completion_tokens: int, l
         total_tokens=prompt_tokens + completion_tokens,
         total_price=prompt_total + completion_total,
         currency=info.currency or "USD",
+        latency=latency,
+    )
+
+
+def embedding_usage(model: CatalogModel, tokens: int, latency: float) -> EmbeddingUsage:
+    unit_price, total = _amount(tokens, model.info.input_cost_per_token)
+    return EmbeddingUsage(
+        tokens=tokens,
+        total_tokens=tokens,
+        unit_price=unit_price,
+        price_unit=PRICE_UNIT,
+        total_price=total,
+        currency=model.info.currency or "USD",
         latency=latency,
     )
 

@@ -111,3 +111,12 @@ def test_broken_yaml_names_the_file(configs: Path) -> None:
     (configs / "routes.yaml").write_text("routes: [unclosed\n", encoding="utf-8")
     with pytest.raises(CatalogError, match=r"routes\.yaml: not valid YAML"):
         load_catalog(configs)
+
+
+def test_a_route_with_a_dialect_its_model_type_cannot_speak_is_rejected(configs: Path) -> None:
+    path = configs / "routes.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["routes"]["openai-rerank"]["dialect"] = "openai"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(CatalogError, match=r"field 'routes\.openai-rerank\.dialect': dialect not spoken"):
+        load_catalog(configs)
