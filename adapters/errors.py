@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 from dify_plugin.errors.model import (
+    CredentialsValidateFailedError,
     InvokeAuthorizationError,
     InvokeBadRequestError,
     InvokeConnectionError,
@@ -30,7 +31,7 @@ from dify_plugin.errors.model import (
 )
 
 _MAX_MESSAGE = 500
-_RESET_HEADERS = ("x-tokenratelimit-reset", "x-ratelimit-reset", "retry-after")
+RESET_HEADERS = ("x-tokenratelimit-reset", "x-ratelimit-reset", "retry-after")
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-acs-request-id", "eagleeye-traceid")
 
 # The table the SDK asks every model for; `to_invoke_error` below does the actual mapping.
@@ -86,18 +87,20 @@ def gateway_message(body: bytes, content_type: str = "") -> tuple[str, str | Non
 
 
 def rate_limit_hint(headers: httpx.Headers) -> str | None:
-    for name in _RESET_HEADERS:
+    for name in RESET_HEADERS:
         value = headers.get(name)
         if value:
             return f"retry after {value} s ({name})"
     return None
 
 
-def error_from_response(method: str, url: httpx.URL, response: httpx.Response, body: bytes) -> InvokeError:
+def error_from_response(
+    method: str, url: httpx.URL, response: httpx.Response, body: bytes, attempts: int = 1
+) -> InvokeError:
     """The InvokeError for a gateway answer with an error status (the body already read)."""
     headers = response.headers
     message, request_id = gateway_message(body, headers.get("content-type", ""))
-    details = []
+    details = [f"after {attempts} attempts"] if attempts > 1 else []
     if hint := (rate_limit_hint(headers) if response.status_code == 429 else None):
         details.append(hint)
     if sts := headers.get("x-ca-error-message"):
@@ -111,9 +114,11 @@ def error_from_response(method: str, url: httpx.URL, response: httpx.Response, b
     return _status_class(response.status_code)(text)
 
 
-def error_from_transport(method: str, url: httpx.URL, exc: Exception) -> InvokeError:
+def error_from_transport(method: str, url: httpx.URL, exc: Exception, attempts: int = 1) -> InvokeError:
     """The InvokeError for a request that never got a complete answer."""
     where = f"{method} {url.scheme}://{url.netloc.decode()}{url.path}"
+    if attempts > 1:
+        where += f" ({attempts} attempts)"
     if isinstance(exc, httpx.ConnectTimeout):
         return InvokeConnectionError(f"Timed out connecting to the AI Gateway at {where}.")
     if isinstance(exc, httpx.TimeoutException):
@@ -148,6 +153,9 @@ def to_invoke_error(exc: BaseException) -> InvokeError:
     """Any exception as an InvokeError; ones already mapped pass through unchanged."""
     if isinstance(exc, InvokeError):
         return exc
+    if isinstance(exc, CredentialsValidateFailedError):
+        # Credentials that cannot work (found while invoking, not while saving them in Dify).
+        return InvokeAuthorizationError(str(exc))
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and status >= 400:
         return _status_class(status)(f"AI Gateway error (HTTP {status}): {_clip(str(exc))}")

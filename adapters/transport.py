@@ -13,6 +13,7 @@ import logging
 import os
 import ssl
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from adapters.auth import auth_from_credentials
 from adapters.catalog import Route
 from adapters.endpoint import Endpoint, endpoint_from_credentials
 from adapters.errors import error_from_response, error_from_transport
+from adapters.retry import RETRY_STATUSES, RetryPolicy, retry_policy_from_credentials
 
 # httpx logs every request URL at INFO, and the SDK forwards INFO logs to Dify; a URL can carry an
 # API key in its query (consumers set up that way), so these loggers speak only on warnings.
@@ -58,10 +60,15 @@ def shared_ssl_context() -> ssl.SSLContext:
         return _ssl_cache[key]
 
 
+# Failures where the gateway never saw the request (or dropped it before answering): safe to resend.
+_NEVER_ANSWERED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+
+
 @dataclass(frozen=True, slots=True)
 class GatewaySession:
     endpoint: Endpoint
     client: httpx.Client
+    retry: RetryPolicy
 
     def send(
         self,
@@ -87,18 +94,27 @@ class GatewaySession:
         return self.send_request(request, stream=stream)
 
     def send_request(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
-        try:
-            response = self.client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise error_from_transport(request.method, request.url, exc) from exc
-        if response.status_code >= 400:
+        """Send with retries (adapters/retry.py); each attempt runs the auth flow again, so is freshly signed."""
+        attempt = 0
+        while True:
             try:
-                body = b"".join(_limited(response))
-            except httpx.HTTPError:
-                body = b""
-            finally:
-                response.close()
-            raise error_from_response(request.method, request.url, response, body)
+                response = self.client.send(request, stream=True)
+            except _NEVER_ANSWERED as exc:
+                delay = self.retry.delay(attempt)
+                if delay is None:
+                    raise error_from_transport(request.method, request.url, exc, attempt + 1) from exc
+            except httpx.HTTPError as exc:
+                raise error_from_transport(request.method, request.url, exc, attempt + 1) from exc
+            else:
+                if response.status_code < 400:
+                    break
+                body = _error_body(response)
+                retryable = response.status_code in RETRY_STATUSES
+                delay = self.retry.delay(attempt, response.headers) if retryable else None
+                if delay is None:
+                    raise error_from_response(request.method, request.url, response, body, attempt + 1)
+            time.sleep(delay)
+            attempt += 1
         if not stream:
             try:
                 response.read()
@@ -109,15 +125,20 @@ class GatewaySession:
         return response
 
 
-def _limited(response: httpx.Response) -> list[bytes]:
+def _error_body(response: httpx.Response) -> bytes:
     """At most _MAX_ERROR_BODY bytes of an error body: an HTML page or a runaway stream is not read whole."""
     chunks, size = [], 0
-    for chunk in response.iter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= _MAX_ERROR_BODY:
-            break
-    return chunks
+    try:
+        for chunk in response.iter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= _MAX_ERROR_BODY:
+                break
+    except httpx.HTTPError:
+        pass  # the status line already says what went wrong
+    finally:
+        response.close()
+    return b"".join(chunks)
 
 
 _sessions: OrderedDict[tuple[tuple[str, str], ...], GatewaySession] = OrderedDict()
@@ -139,6 +160,7 @@ def session_for(credentials: Mapping[str, Any]) -> GatewaySession:
             _sessions.move_to_end(key)
             return session
     endpoint = endpoint_from_credentials(credentials)
+    retry = retry_policy_from_credentials(credentials)
     client = httpx.Client(
         auth=auth_from_credentials(credentials),
         verify=shared_ssl_context(),
@@ -146,7 +168,7 @@ def session_for(credentials: Mapping[str, Any]) -> GatewaySession:
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=32),
         follow_redirects=False,
     )
-    session = GatewaySession(endpoint, client)
+    session = GatewaySession(endpoint, client, retry)
     with _sessions_lock:
         # Evicted clients are not closed here: a request on another greenlet may still be using one.
         _sessions[key] = session

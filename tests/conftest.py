@@ -45,8 +45,11 @@ class Gateway:
     base_url: str
 
     def credentials(self, base_path: str = "", **fields: str) -> dict[str, str]:
-        """Provider credentials for the emulator; `base_path` goes in front of /v1 (e.g. /_fault/status-429)."""
-        return {"endpoint_url": f"{self.base_url}{base_path}/v1", "api_key": TEST_KEY, **fields}
+        """Provider credentials for the emulator; `base_path` goes in front of /v1 (e.g. /_fault/status-429).
+
+        Retries are off unless a test asks for them, so fault tests see exactly one attempt.
+        """
+        return {"endpoint_url": f"{self.base_url}{base_path}/v1", "api_key": TEST_KEY, "max_retries": "0", **fields}
 
     def last_json(self) -> dict:
         return self.emulator.received[-1].json()
