@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: test demo check generate lint format clean
+.PHONY: test demo check generate lint format clean bench load package
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.12 (pyenv reads .python-version)"; exit 1; }
@@ -25,6 +25,18 @@ check: $(STAMP)
 	$(PY) -m adapters.dify_schema --check
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+## bench: the plugin over stdio vs a raw keep-alive client, HTTP and TLS, ratios from the same run
+bench: $(STAMP)
+	$(PY) -m tests.tools.bench
+
+## load: 100 concurrent streaming chats plus embeddings through one plugin process
+load: $(STAMP)
+	$(PY) -m tests.tools.load
+
+## package: dist/<name>-<version>.difypkg, as `dify plugin package` would build it
+package: check
+	$(PY) -m tests.tools.package
 
 ## generate: rewrite provider_configs/dify/ from provider_configs/
 generate: $(STAMP)

@@ -111,7 +111,9 @@ def error_from_response(
         details.append(f"request id {request_id}")
     suffix = f" ({'; '.join(details)})" if details else ""
     text = f"AI Gateway answered HTTP {response.status_code} to {method} {url.path}: {message}{suffix}"
-    return _status_class(response.status_code)(text)
+    # Higress hmac-auth rejects a signature with 400; for the user that is a credentials problem.
+    error_class = InvokeAuthorizationError if sts else _status_class(response.status_code)
+    return error_class(text)
 
 
 def error_from_transport(method: str, url: httpx.URL, exc: Exception, attempts: int = 1) -> InvokeError:
