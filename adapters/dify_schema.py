@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from dify_plugin.entities.model import AIModelEntity
 
-from adapters.catalog import CONFIG_ROOT, Catalog, CatalogError, CatalogModel, load_catalog
+from adapters.catalog import CONFIG_ROOT, YAML_DUMPER, YAML_LOADER, Catalog, CatalogError, CatalogModel, load_catalog
 
 PLUGIN_ROOT = CONFIG_ROOT.parent
 GENERATED_DIR = "provider_configs/dify"
@@ -241,8 +241,13 @@ def _file_name(model_name: str) -> str:
 def render(root: Path = CONFIG_ROOT) -> dict[str, str]:
     """Every generated file, relative path → text, for the provider_configs/ under `root`."""
     catalog = load_catalog(root)
-    source = yaml.safe_load((root / "provider.yaml").read_text(encoding="utf-8"))
-    dump = lambda data: _HEADER + yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=120)  # noqa: E731
+    source = yaml.load((root / "provider.yaml").read_text(encoding="utf-8"), Loader=YAML_LOADER)
+    dump = lambda data: (
+        _HEADER
+        + yaml.dump(  # noqa: E731
+            data, Dumper=YAML_DUMPER, allow_unicode=True, sort_keys=False, width=120
+        )
+    )
     files = {PROVIDER_FILE: dump(provider_document(catalog, source))}
     readme = root.parent / "README.md"
     if readme.exists():
