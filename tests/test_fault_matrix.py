@@ -1,0 +1,180 @@
+"""Every gateway fault on every model type ends in the right Dify error, quickly, with no socket left open.
+
+The LLM's streaming-only faults (cut or broken SSE, content-security blocks) live in
+tests/test_llm_errors.py and tests/test_llm.py; this matrix covers what all five types share.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import trustme
+from dify_plugin.errors.model import (
+    CredentialsValidateFailedError,
+    InvokeAuthorizationError,
+    InvokeBadRequestError,
+    InvokeConnectionError,
+    InvokeRateLimitError,
+    InvokeServerUnavailableError,
+)
+
+from adapters.audio import silence_wav
+from adapters.model_base import _catalog_entities
+from tests.conftest import TEST_KEY
+from tests.emulator import Consumer, GatewayEmulator, serve
+
+Invoke = Callable[[dict], object]
+
+
+def _adapter(model_type: str):
+    from adapters.llm import AIGatewayLargeLanguageModel
+    from adapters.rerank import AIGatewayRerankModel
+    from adapters.speech2text import AIGatewaySpeech2TextModel
+    from adapters.text_embedding import AIGatewayTextEmbeddingModel
+    from adapters.tts import AIGatewayText2SpeechModel
+
+    classes = {
+        "llm": AIGatewayLargeLanguageModel,
+        "text-embedding": AIGatewayTextEmbeddingModel,
+        "rerank": AIGatewayRerankModel,
+        "speech2text": AIGatewaySpeech2TextModel,
+        "tts": AIGatewayText2SpeechModel,
+    }
+    return classes[model_type](list(_catalog_entities(model_type)))
+
+
+def _chat(stream: bool) -> Invoke:
+    from dify_plugin.entities.model.message import UserPromptMessage
+
+    return lambda c: list(
+        _adapter("llm").invoke("qwen-max", c, [UserPromptMessage(content="a b c")], {}, stream=stream)
+    )
+
+
+# One minimal call per model type and dialect, each on a fresh adapter object as Dify makes them.
+INVOKERS: dict[str, Invoke] = {
+    "llm-blocking": _chat(False),
+    "llm-stream": _chat(True),
+    "embedding-openai": lambda c: _adapter("text-embedding").invoke("text-embedding-v3", c, ["hello"]),
+    "embedding-dashscope": lambda c: _adapter("text-embedding").invoke("text-embedding-v4", c, ["hello"]),
+    "rerank-cohere": lambda c: _adapter("rerank").invoke("bge-reranker-v2-m3", c, "q", ["q doc"], None, None),
+    "rerank-compatible": lambda c: _adapter("rerank").invoke("qwen3-rerank", c, "q", ["q doc"], None, None),
+    "rerank-dashscope": lambda c: _adapter("rerank").invoke("gte-rerank-v2", c, "q", ["q doc"], None, None),
+    "speech2text": lambda c: _adapter("speech2text").invoke("whisper-large-v3", c, io.BytesIO(silence_wav())),
+    "tts-openai": lambda c: list(_adapter("tts").invoke("tts-1", "tenant", c, "Hello there.", "alloy")),
+    "tts-dashscope": lambda c: list(_adapter("tts").invoke("qwen-tts", "tenant", c, "Hello there.", "Cherry")),
+}
+VALIDATE_MODELS = {
+    "llm": "qwen-max",
+    "text-embedding": "text-embedding-v3",
+    "rerank": "gte-rerank-v2",
+    "speech2text": "whisper-large-v3",
+    "tts": "tts-1",
+}
+
+FAULTS = [
+    ("status-400", InvokeBadRequestError),
+    ("status-401", InvokeAuthorizationError),
+    ("status-403", InvokeAuthorizationError),
+    ("status-404", InvokeBadRequestError),
+    ("status-408", InvokeConnectionError),
+    ("status-413", InvokeBadRequestError),
+    ("status-422", InvokeBadRequestError),
+    ("status-429", InvokeRateLimitError),
+    ("status-429-retry-after", InvokeRateLimitError),
+    ("status-429-bare", InvokeRateLimitError),
+    ("status-500", InvokeServerUnavailableError),
+    ("status-502", InvokeServerUnavailableError),
+    ("status-503", InvokeServerUnavailableError),
+    ("status-504", InvokeServerUnavailableError),
+    ("html-502", InvokeServerUnavailableError),
+    ("dserror-400", InvokeBadRequestError),
+    ("dserror-500", InvokeServerUnavailableError),
+    ("badjson", InvokeServerUnavailableError),
+    ("close", InvokeConnectionError),
+    ("stall-30", InvokeConnectionError),
+]
+
+
+def _client_sockets_to(port: int) -> int:
+    """This process's open TCP sockets whose remote end is `port` (the emulator's server sockets excluded)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:  # the descriptor listdir itself used
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for line in open("/proc/self/net/tcp").read().splitlines()[1:]:  # noqa: SIM115
+        fields = line.split()
+        remote_port = int(fields[2].split(":")[1], 16)
+        count += remote_port == port and fields[9] in inodes
+    return count
+
+
+@pytest.mark.parametrize(("fault", "error"), FAULTS)
+@pytest.mark.parametrize("call", INVOKERS)
+def test_fault_maps_to_the_right_error_quickly(gateway, call: str, fault: str, error: type) -> None:
+    credentials = gateway.credentials(f"/_fault/{fault}", timeout="0.5")
+    started = time.monotonic()
+    with pytest.raises(error) as caught:
+        INVOKERS[call](credentials)
+    assert time.monotonic() - started < 5
+    message = str(caught.value)
+    assert TEST_KEY not in message
+    if fault.startswith(("status-", "dserror-", "html-")):
+        assert f"HTTP {fault.split('-')[1]}" in message, message
+
+
+def test_the_matrix_leaves_no_socket_behind(gateway) -> None:
+    port = int(gateway.base_url.rsplit(":", 1)[1])
+    sockets = _client_sockets_to(port)
+    for call in INVOKERS.values():
+        for fault, error in FAULTS:
+            with pytest.raises(error):
+                # A fresh timeout value makes a fresh credential set, hence a fresh pool per run.
+                call(gateway.credentials(f"/_fault/{fault}", timeout="0.51"))
+    # Error answers are read and closed; at most one idle keep-alive connection may stay per pool
+    # (one pool per fault); a leak per call would leave ten times as many.
+    assert _client_sockets_to(port) - sockets <= len(FAULTS)
+
+
+def test_connection_refused_on_every_type() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    credentials = {"endpoint_url": f"http://127.0.0.1:{port}/v1", "api_key": TEST_KEY, "max_retries": "0"}
+    for call in INVOKERS.values():
+        with pytest.raises(InvokeConnectionError, match="Could not connect"):
+            call(credentials)
+
+
+@pytest.fixture(scope="module")
+def untrusted_tls_gateway() -> Iterator[str]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    with serve(GatewayEmulator(consumers=[Consumer(name="t", api_key=TEST_KEY)]), ssl_context=context) as url:
+        yield url
+
+
+def test_an_untrusted_certificate_on_every_type(untrusted_tls_gateway: str) -> None:
+    credentials = {"endpoint_url": f"{untrusted_tls_gateway}/v1", "api_key": TEST_KEY, "max_retries": "0"}
+    for call in INVOKERS.values():
+        with pytest.raises(InvokeConnectionError, match="not trusted"):
+            call(credentials)
+
+
+@pytest.mark.parametrize("model_type", VALIDATE_MODELS)
+def test_validation_failures_are_credential_errors_with_the_reason(gateway, model_type: str) -> None:
+    with pytest.raises(CredentialsValidateFailedError, match="HTTP 503"):
+        _adapter(model_type).validate_credentials(
+            VALIDATE_MODELS[model_type], gateway.credentials("/_fault/status-503")
+        )
