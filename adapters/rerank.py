@@ -40,7 +40,7 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
         # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
         target = resolve_model("rerank", model, credentials)
         if not docs:
-            return RerankResult(model=target.name, docs=[])
+            raise bad_request(target, "there are no documents to rerank.")
         if not query or not query.strip():
             raise bad_request(target, "the query is empty.")
         limit = top_n if top_n and top_n > 0 else None
