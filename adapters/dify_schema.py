@@ -149,7 +149,12 @@ def _route_preset_fields(catalog: Catalog) -> list[dict[str, Any]]:
                 "required": False,
                 "default": routes[0].name,
                 "show_on": [{"variable": "__model_type", "value": model_type}],
-                "label": {"en_US": "Gateway route", "zh_Hans": "网关路由"},
+                "label": {
+                    "en_US": "Gateway route",
+                    "zh_Hans": "网关路由",
+                    "ja_JP": "ゲートウェイのルート",
+                    "pt_BR": "Rota do gateway",
+                },
                 "options": [{"value": r.name, "label": dict(r.customizable_label or {})} for r in routes],
             }
         )
@@ -171,8 +176,13 @@ def provider_document(catalog: Catalog, source: Mapping[str, Any]) -> dict[str, 
         },
         model_credential_schema={
             "model": {
-                "label": {"en_US": "Model name", "zh_Hans": "模型名称"},
-                "placeholder": {"en_US": "The model name as Dify shows it", "zh_Hans": "在 Dify 中显示的模型名称"},
+                "label": {"en_US": "Model name", "zh_Hans": "模型名称", "ja_JP": "モデル名", "pt_BR": "Nome do modelo"},
+                "placeholder": {
+                    "en_US": "The model name as Dify shows it",
+                    "zh_Hans": "在 Dify 中显示的模型名称",
+                    "ja_JP": "Dify に表示するモデル名",
+                    "pt_BR": "O nome do modelo como o Dify o mostra",
+                },
             },
             "credential_form_schemas": [
                 *model_fields[:1],
@@ -242,12 +252,10 @@ def render(root: Path = CONFIG_ROOT) -> dict[str, str]:
     """Every generated file, relative path → text, for the provider_configs/ under `root`."""
     catalog = load_catalog(root)
     source = yaml.load((root / "provider.yaml").read_text(encoding="utf-8"), Loader=YAML_LOADER)
-    dump = lambda data: (
-        _HEADER
-        + yaml.dump(  # noqa: E731
-            data, Dumper=YAML_DUMPER, allow_unicode=True, sort_keys=False, width=120
-        )
-    )
+
+    def dump(data: object) -> str:
+        return _HEADER + yaml.dump(data, Dumper=YAML_DUMPER, allow_unicode=True, sort_keys=False, width=120)
+
     files = {PROVIDER_FILE: dump(provider_document(catalog, source))}
     readme = root.parent / "README.md"
     if readme.exists():
