@@ -24,6 +24,8 @@ from unittest import mock
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import vcr
+from vcr import matchers
+from vcr.matchers import read_body
 
 CASSETTE_DIR = Path(__file__).resolve().parent / "cassettes"
 RECORDING = os.environ.get("AIGW_RECORD") == "1"
@@ -61,6 +63,22 @@ def _route_matcher(first: Any, second: Any) -> None:
     assert route_of(urlsplit(first.uri).path) == route_of(urlsplit(second.uri).path)
 
 
+def _without_boundary(request: Any) -> bytes:
+    """The body with a multipart boundary (random per request) replaced by a fixed token."""
+    body = read_body(request)
+    content_type = next((v for k, v in request.headers.items() if k.lower() == "content-type"), "")
+    match = re.search(r"boundary=([^;\s]+)", content_type if isinstance(content_type, str) else content_type[0])
+    return body.replace(match.group(1).encode(), b"BOUNDARY") if match else body
+
+
+def _body_matcher(first: Any, second: Any) -> None:
+    """vcrpy's body matcher (JSON compared parsed), with multipart uploads compared boundary-free."""
+    if b"BOUNDARY" in _without_boundary(first) or b"BOUNDARY" in _without_boundary(second):
+        assert _without_boundary(first) == _without_boundary(second)
+    else:
+        matchers.body(first, second)
+
+
 def _scrub_request(request: Any) -> Any:
     parts = urlsplit(request.uri)
     query = [
@@ -79,13 +97,14 @@ def gateway_vcr(record_mode: str) -> vcr.VCR:
     recorder = vcr.VCR(
         cassette_library_dir=str(CASSETTE_DIR),
         record_mode=record_mode,
-        match_on=["method", "route", "body"],
+        match_on=["method", "route", "gateway_body"],
         filter_headers=SECRET_REQUEST_HEADERS,
         before_record_request=_scrub_request,
         before_record_response=_scrub_response,
         decode_compressed_response=True,
     )
     recorder.register_matcher("route", _route_matcher)
+    recorder.register_matcher("gateway_body", _body_matcher)
     return recorder
 
 
