@@ -1,13 +1,22 @@
-from dify_plugin import DifyPluginEnv, Plugin
+"""The plugin as Dify's daemon runs it: `python -m main` on the SDK's stdio protocol."""
 
-from adapters.litellm_engine import start_loading
-from adapters.startup import check_provider_configs
+import gc
+
+# The imports below build ~145k long-lived objects; collections while they are built only re-scan
+# them. adapters/sdk_runtime.py explains this and the other start-up and writer speed-ups.
+gc.disable()
+
+from dify_plugin import DifyPluginEnv, Plugin  # noqa: E402
+
+from adapters import sdk_runtime  # noqa: E402
+from adapters.startup import check_provider_configs  # noqa: E402
 
 if __name__ == "__main__":
     check_provider_configs()
 
-plugin = Plugin(DifyPluginEnv())
+with sdk_runtime.libyaml_for_the_sdk():
+    plugin = Plugin(DifyPluginEnv())
+sdk_runtime.end_of_start_up()
 
 if __name__ == "__main__":
-    start_loading()
-    plugin.run()
+    sdk_runtime.serve(plugin)
