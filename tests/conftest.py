@@ -71,9 +71,25 @@ def gateway(_emulator: tuple[GatewayEmulator, str]) -> Gateway:
     return Gateway(emulator, base_url)
 
 
-@pytest.fixture
-def llm():
+def adapter(model_type: str):
+    """A fresh adapter object for a model type, built the way the SDK builds one per request."""
     from adapters.llm import AIGatewayLargeLanguageModel
     from adapters.model_base import _catalog_entities
+    from adapters.rerank import AIGatewayRerankModel
+    from adapters.speech2text import AIGatewaySpeech2TextModel
+    from adapters.text_embedding import AIGatewayTextEmbeddingModel
+    from adapters.tts import AIGatewayText2SpeechModel
 
-    return AIGatewayLargeLanguageModel(list(_catalog_entities("llm")))
+    classes = {
+        "llm": AIGatewayLargeLanguageModel,
+        "text-embedding": AIGatewayTextEmbeddingModel,
+        "rerank": AIGatewayRerankModel,
+        "speech2text": AIGatewaySpeech2TextModel,
+        "tts": AIGatewayText2SpeechModel,
+    }
+    return classes[model_type](list(_catalog_entities(model_type)))
+
+
+@pytest.fixture
+def llm():
+    return adapter("llm")

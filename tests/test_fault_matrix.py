@@ -25,50 +25,30 @@ from dify_plugin.errors.model import (
 )
 
 from adapters.audio import silence_wav
-from adapters.model_base import _catalog_entities
-from tests.conftest import TEST_KEY
+from tests.conftest import TEST_KEY, adapter
 from tests.emulator import Consumer, GatewayEmulator, serve
 
 Invoke = Callable[[dict], object]
 
 
-def _adapter(model_type: str):
-    from adapters.llm import AIGatewayLargeLanguageModel
-    from adapters.rerank import AIGatewayRerankModel
-    from adapters.speech2text import AIGatewaySpeech2TextModel
-    from adapters.text_embedding import AIGatewayTextEmbeddingModel
-    from adapters.tts import AIGatewayText2SpeechModel
-
-    classes = {
-        "llm": AIGatewayLargeLanguageModel,
-        "text-embedding": AIGatewayTextEmbeddingModel,
-        "rerank": AIGatewayRerankModel,
-        "speech2text": AIGatewaySpeech2TextModel,
-        "tts": AIGatewayText2SpeechModel,
-    }
-    return classes[model_type](list(_catalog_entities(model_type)))
-
-
 def _chat(stream: bool) -> Invoke:
     from dify_plugin.entities.model.message import UserPromptMessage
 
-    return lambda c: list(
-        _adapter("llm").invoke("qwen-max", c, [UserPromptMessage(content="a b c")], {}, stream=stream)
-    )
+    return lambda c: list(adapter("llm").invoke("qwen-max", c, [UserPromptMessage(content="a b c")], {}, stream=stream))
 
 
 # One minimal call per model type and dialect, each on a fresh adapter object as Dify makes them.
 INVOKERS: dict[str, Invoke] = {
     "llm-blocking": _chat(False),
     "llm-stream": _chat(True),
-    "embedding-openai": lambda c: _adapter("text-embedding").invoke("text-embedding-v3", c, ["hello"]),
-    "embedding-dashscope": lambda c: _adapter("text-embedding").invoke("text-embedding-v4", c, ["hello"]),
-    "rerank-cohere": lambda c: _adapter("rerank").invoke("bge-reranker-v2-m3", c, "q", ["q doc"], None, None),
-    "rerank-compatible": lambda c: _adapter("rerank").invoke("qwen3-rerank", c, "q", ["q doc"], None, None),
-    "rerank-dashscope": lambda c: _adapter("rerank").invoke("gte-rerank-v2", c, "q", ["q doc"], None, None),
-    "speech2text": lambda c: _adapter("speech2text").invoke("whisper-large-v3", c, io.BytesIO(silence_wav())),
-    "tts-openai": lambda c: list(_adapter("tts").invoke("tts-1", "tenant", c, "Hello there.", "alloy")),
-    "tts-dashscope": lambda c: list(_adapter("tts").invoke("qwen-tts", "tenant", c, "Hello there.", "Cherry")),
+    "embedding-openai": lambda c: adapter("text-embedding").invoke("text-embedding-v3", c, ["hello"]),
+    "embedding-dashscope": lambda c: adapter("text-embedding").invoke("text-embedding-v4", c, ["hello"]),
+    "rerank-cohere": lambda c: adapter("rerank").invoke("bge-reranker-v2-m3", c, "q", ["q doc"], None, None),
+    "rerank-compatible": lambda c: adapter("rerank").invoke("qwen3-rerank", c, "q", ["q doc"], None, None),
+    "rerank-dashscope": lambda c: adapter("rerank").invoke("gte-rerank-v2", c, "q", ["q doc"], None, None),
+    "speech2text": lambda c: adapter("speech2text").invoke("whisper-large-v3", c, io.BytesIO(silence_wav())),
+    "tts-openai": lambda c: list(adapter("tts").invoke("tts-1", "tenant", c, "Hello there.", "alloy")),
+    "tts-dashscope": lambda c: list(adapter("tts").invoke("qwen-tts", "tenant", c, "Hello there.", "Cherry")),
 }
 VALIDATE_MODELS = {
     "llm": "qwen-max",
@@ -175,6 +155,4 @@ def test_an_untrusted_certificate_on_every_type(untrusted_tls_gateway: str) -> N
 @pytest.mark.parametrize("model_type", VALIDATE_MODELS)
 def test_validation_failures_are_credential_errors_with_the_reason(gateway, model_type: str) -> None:
     with pytest.raises(CredentialsValidateFailedError, match="HTTP 503"):
-        _adapter(model_type).validate_credentials(
-            VALIDATE_MODELS[model_type], gateway.credentials("/_fault/status-503")
-        )
+        adapter(model_type).validate_credentials(VALIDATE_MODELS[model_type], gateway.credentials("/_fault/status-503"))
