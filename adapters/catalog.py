@@ -88,6 +88,9 @@ class ModelInfo:
     supports_response_schema: bool = False
     supports_reasoning: bool = False
     supports_native_streaming: bool = True
+    # The upstream answers only streamed requests (DashScope's QwQ and open Qwen3 models reject others
+    # with "This model only support stream mode"): blocking calls are streamed and collected.
+    stream_only: bool = False
     extra_params: tuple[str, ...] = ()
     input_cost_per_token: Decimal | None = None
     output_cost_per_token: Decimal | None = None

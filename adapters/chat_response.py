@@ -145,6 +145,21 @@ def result_as_stream(result: LLMResult) -> Iterator[LLMResultChunk]:
     )
 
 
+def collect_stream(model: CatalogModel, chunks: Iterator[LLMResultChunk]) -> LLMResult:
+    """One blocking answer from a relayed stream (for models the upstream only streams)."""
+    parts: list[str] = []
+    tool_calls: list[ToolCall] = []
+    usage: LLMUsage | None = None
+    for chunk in chunks:
+        parts.append(chunk.delta.message.content or "")
+        tool_calls += chunk.delta.message.tool_calls
+        usage = chunk.delta.usage or usage
+    assert usage is not None, "relay_stream always ends with a usage chunk"
+    return LLMResult(
+        model=model.name, message=AssistantPromptMessage(content="".join(parts), tool_calls=tool_calls), usage=usage
+    )
+
+
 def _completion_chunk(data: dict[str, Any]) -> dict[str, Any]:
     """A legacy /completions stream event in the chat-chunk shape LiteLLM's chunk parser reads."""
     choices = [

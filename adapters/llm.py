@@ -19,7 +19,7 @@ from dify_plugin.interfaces.model.large_language_model import LargeLanguageModel
 
 from adapters.catalog import CatalogModel, default_catalog
 from adapters.chat_request import build_chat_request, to_openai_messages
-from adapters.chat_response import blocking_result, relay_stream, result_as_stream
+from adapters.chat_response import blocking_result, collect_stream, relay_stream, result_as_stream
 from adapters.errors import error_from_transport, stream_error, to_invoke_error
 from adapters.model_base import GatewayModel
 from adapters.model_resolver import resolve_model
@@ -41,13 +41,17 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
     ) -> LLMResult | Generator[LLMResultChunk, None, None]:
         # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
         target = resolve_model("llm", model, credentials)
-        request = build_chat_request(target, default_catalog(), prompt_messages, model_parameters, tools, stop, stream)
+        wire_stream = stream or target.info.stream_only
+        request = build_chat_request(
+            target, default_catalog(), prompt_messages, model_parameters, tools, stop, wire_stream
+        )
         session = session_for(credentials)
         response = session.send(target.route, json=request.body, stream=request.stream, timeout=target.info.timeout)
         route_path = response.request.url.path
         usage_for = self._usage_counter(target, request.body, prompt_messages)
         if request.stream and response.headers.get("content-type", "").startswith("text/event-stream"):
-            return self._relay(target, response, route_path, usage_for)
+            chunks = self._relay(target, response, route_path, usage_for)
+            return chunks if stream else collect_stream(target, chunks)
         if request.stream:
             # A stream request answered with plain JSON (some gateway plugins do): read it as one answer.
             response.read()

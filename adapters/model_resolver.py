@@ -92,6 +92,8 @@ def _llm_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
         supports_response_schema=chat and _text(credentials, "structured_output_support") == "supported",
         supports_reasoning=chat and thinking != "not_supported",
         supports_native_streaming=_text(credentials, "stream_function_calling") != "not_supported",
+        # Thinking-only models (QwQ and the like) are served as streams only on DashScope.
+        stream_only=chat and thinking == "only_thinking_supported",
         extra_params=(thinking_param,) if chat and thinking == "supported" else (),
         input_cost_per_token=input_cost,
         output_cost_per_token=output_cost,

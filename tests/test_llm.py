@@ -185,3 +185,18 @@ def test_token_counting_is_offline(llm, gateway) -> None:
     count = llm.get_num_tokens("qwen-max", gateway.credentials(), [UserPromptMessage(content="hello world " * 20)])
     assert 20 <= count <= 60
     assert gateway.emulator.received == []
+
+
+@pytest.mark.parametrize("model", ["qwq-plus", "qwen3-32b"])
+def test_stream_only_models_are_streamed_even_for_a_blocking_call(llm, gateway, model: str) -> None:
+    chunks = _chat(llm, gateway.credentials(), "is seven prime", model=model, stream=False)
+    assert len(chunks) == 1, "Dify still gets one blocking answer"
+    assert gateway.last_json()["stream"] is True
+    assert chunks[0].delta.message.content.endswith("echo: is seven prime")
+    assert chunks[0].delta.usage.total_tokens > 0
+
+
+def test_an_always_thinking_customizable_model_is_streamed(llm, gateway) -> None:
+    credentials = gateway.credentials(agent_though_support="only_thinking_supported")
+    llm.validate_credentials("qwq-32b", credentials)
+    assert gateway.last_json()["stream"] is True
