@@ -11,9 +11,7 @@ UTF-8 input text, so tests can find the text in the bytes:
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
-from typing import Any
 
 from .context import Context
 from .multipart import MultipartError, MultipartFile, parse_form
@@ -117,16 +115,8 @@ def translation(ctx: Context) -> Response:
     return _audio_text(ctx, "translation")
 
 
-def _load(ctx: Context) -> dict[str, Any] | None:
-    try:
-        body = json.loads(ctx.request.body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def speech(ctx: Context) -> Response:
-    body = _load(ctx)
+    body = ctx.json_object()
     if body is None:
         return openai_error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
     text, voice, fmt = body.get("input"), body.get("voice"), body.get("response_format", "mp3")
@@ -144,7 +134,7 @@ def speech(ctx: Context) -> Response:
 
 def dashscope_tts(ctx: Context) -> Response:
     """qwen-tts on multimodal-generation: JSON with an audio URL; the audio is a WAV."""
-    body = _load(ctx)
+    body = ctx.json_object()
     request_id = ctx.request_id()
     payload = body.get("input") if body is not None else None
     text = payload.get("text") if isinstance(payload, dict) else None

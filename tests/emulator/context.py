@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .faults import Faults
 from .wire import Request
@@ -28,6 +30,14 @@ class Context:
     created: int  # unix seconds for "created" fields
     next_seq: Callable[[], int]  # emulator-wide counter: ids stay unique and deterministic
     store_file: Callable[[bytes], str]  # keeps generated audio, returns its id
+
+    def json_object(self) -> dict[str, Any] | None:
+        """The request body as a JSON object, or None when it is not one."""
+        try:
+            body = json.loads(self.request.body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return body if isinstance(body, dict) else None
 
     def request_id(self) -> str:
         """A DashScope-style request id, deterministic per emulator run."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import math
 import struct
 from functools import lru_cache
@@ -61,16 +60,8 @@ def _texts(raw: Any) -> list[tuple[str, int]] | None:
     return out
 
 
-def _load(ctx: Context) -> dict[str, Any] | None:
-    try:
-        body = json.loads(ctx.request.body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def openai_embeddings(ctx: Context) -> Response:
-    body = _load(ctx)
+    body = ctx.json_object()
     if body is None:
         return openai_error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
     texts = _texts(body.get("input"))
@@ -99,7 +90,7 @@ def openai_embeddings(ctx: Context) -> Response:
 
 
 def dashscope_embeddings(ctx: Context) -> Response:
-    body = _load(ctx)
+    body = ctx.json_object()
     request_id = ctx.request_id()
     if body is None:
         return dashscope_error(400, "InvalidParameter", "The request body is not valid JSON.", request_id)

@@ -11,7 +11,6 @@ so one overlapping document never scores 0. Results are sorted by score (ties by
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,16 +59,8 @@ def _validate(query: Any, documents: Any) -> str | None:
     return None
 
 
-def _load(ctx: Context) -> dict[str, Any] | None:
-    try:
-        body = json.loads(ctx.request.body)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def cohere_rerank(ctx: Context) -> Response:
-    body = _load(ctx)
+    body = ctx.json_object()
     if body is None:
         return openai_error(400, "We could not parse the JSON body of your request.", "invalid_request_error")
     if problem := _validate(body.get("query"), body.get("documents")):
@@ -86,7 +77,7 @@ def cohere_rerank(ctx: Context) -> Response:
 
 
 def dashscope_compatible_rerank(ctx: Context) -> Response:
-    body = _load(ctx)
+    body = ctx.json_object()
     request_id = ctx.request_id()
     if body is None:
         return dashscope_error(400, "InvalidParameter", "The request body is not valid JSON.", request_id)
@@ -105,7 +96,7 @@ def dashscope_compatible_rerank(ctx: Context) -> Response:
 
 
 def dashscope_native_rerank(ctx: Context) -> Response:
-    body = _load(ctx)
+    body = ctx.json_object()
     request_id = ctx.request_id()
     if body is None:
         return dashscope_error(400, "InvalidParameter", "The request body is not valid JSON.", request_id)
