@@ -27,8 +27,8 @@ from dify_plugin.entities.model.message import (
     UserPromptMessage,
     VideoPromptMessageContent,
 )
-from dify_plugin.errors.model import InvokeBadRequestError
 
+from adapters.answers import bad_request
 from adapters.catalog import Catalog, CatalogModel
 from adapters.litellm_engine import litellm
 
@@ -43,34 +43,30 @@ class ChatRequest:
     stream: bool  # whether the gateway is asked to stream
 
 
-def _bad(model: CatalogModel, problem: str) -> InvokeBadRequestError:
-    return InvokeBadRequestError(f"Model {model.name!r}: {problem}")
-
-
 def _media_part(model: CatalogModel, part: Any) -> dict[str, Any]:
     info = model.info
     if isinstance(part, ImagePromptMessageContent):
         if not info.supports_vision:
-            raise _bad(model, "this model does not accept images (model_info.supports_vision is false).")
+            raise bad_request(model, "this model does not accept images (model_info.supports_vision is false).")
         return {"type": "image_url", "image_url": {"url": part.data, "detail": part.detail.value}}
     if isinstance(part, VideoPromptMessageContent):
         if not info.supports_video_input:
-            raise _bad(model, "this model does not accept video (model_info.supports_video_input is false).")
+            raise bad_request(model, "this model does not accept video (model_info.supports_video_input is false).")
         return {"type": "video_url", "video_url": {"url": part.data}}
     if isinstance(part, AudioPromptMessageContent):
         if not info.supports_audio_input:
-            raise _bad(model, "this model does not accept audio (model_info.supports_audio_input is false).")
+            raise bad_request(model, "this model does not accept audio (model_info.supports_audio_input is false).")
         if part.url:
             return {"type": "audio_url", "audio_url": {"url": part.url}}
         return {"type": "input_audio", "input_audio": {"data": part.base64_data, "format": part.format}}
     if isinstance(part, DocumentPromptMessageContent):
         if not info.supports_pdf_input:
-            raise _bad(model, "this model does not accept documents (model_info.supports_pdf_input is false).")
+            raise bad_request(model, "this model does not accept documents (model_info.supports_pdf_input is false).")
         file: dict[str, Any] = {"file_data": part.data}
         if part.filename:
             file["filename"] = part.filename
         return {"type": "file", "file": file}
-    raise _bad(model, f"unsupported message part {type(part).__name__}.")
+    raise bad_request(model, f"unsupported message part {type(part).__name__}.")
 
 
 def _content(model: CatalogModel, content: Any) -> Any:
@@ -133,13 +129,13 @@ def _response_format(model: CatalogModel, parameters: Mapping[str, Any]) -> dict
         return {"type": "json_object"}
     raw = parameters.get("json_schema")
     if not raw:
-        raise _bad(model, "response_format json_schema needs the json_schema parameter.")
+        raise bad_request(model, "response_format json_schema needs the json_schema parameter.")
     try:
         schema = json.loads(raw) if isinstance(raw, str) else raw
     except ValueError as exc:
-        raise _bad(model, f"parameter json_schema is not valid JSON: {exc}") from exc
+        raise bad_request(model, f"parameter json_schema is not valid JSON: {exc}") from exc
     if not isinstance(schema, dict):
-        raise _bad(model, "parameter json_schema must be a JSON object.")
+        raise bad_request(model, "parameter json_schema must be a JSON object.")
     if "schema" not in schema:
         schema = {"name": "response", "schema": schema}
     return {"type": "json_schema", "json_schema": schema}
@@ -184,7 +180,7 @@ def build_chat_request(
         openai_params["stream_options"] = {"include_usage": True}
     if tools:
         if not model.info.supports_function_calling:
-            raise _bad(model, "tools were given but the model does not support function calling.")
+            raise bad_request(model, "tools were given but the model does not support function calling.")
         openai_params["tools"] = _tools(tools)
     if response_format := _response_format(model, parameters):
         openai_params["response_format"] = response_format
