@@ -15,17 +15,42 @@ import httpx
 
 from adapters.errors import stream_error
 
+# After [DONE], how long one read may wait for the rest of the body, and how many lines are read.
+_DRAIN_READ_TIMEOUT = 0.05
+_DRAIN_LINES = 8
+
+
+def _drain(lines: Iterator[str], response: httpx.Response) -> None:
+    """Read what follows [DONE] (normally just the end of the chunked body).
+
+    A fully read body returns the keep-alive connection to the pool instead of closing it, so the
+    next streamed chat needs no new TCP and TLS handshake. A gateway that keeps the body open after
+    [DONE] gets _DRAIN_READ_TIMEOUT (httpcore reads the request's timeout dict on every read), after
+    which the connection is closed as it would have been anyway.
+    """
+    timeouts = response.request.extensions.get("timeout")
+    if isinstance(timeouts, dict):
+        timeouts["read"] = _DRAIN_READ_TIMEOUT
+    try:
+        for count, _ in enumerate(lines):
+            if count >= _DRAIN_LINES:
+                return
+    except httpx.HTTPError:
+        return
+
 
 def iter_events(response: httpx.Response, route_path: str) -> Iterator[dict[str, Any]]:
     """Each JSON `data:` payload of an SSE response, until `[DONE]`."""
     event = ""
-    for line in response.iter_lines():
+    lines = response.iter_lines()
+    for line in lines:
         if not line:
             event = ""
             continue
         if line.startswith("data:"):
             payload = line[6:] if line.startswith("data: ") else line[5:]
             if payload == "[DONE]":
+                _drain(lines, response)
                 return
             try:
                 data = json.loads(payload)

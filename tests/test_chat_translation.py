@@ -23,11 +23,12 @@ from adapters.usage import estimate_tokens, llm_usage
 
 CATALOG = default_catalog()
 QWEN_MAX = CATALOG.get("llm", "qwen-max")
+_REQUEST = httpx.Request("POST", "http://gw/v1/chat/completions")
 
 
 def _sse(*events: dict, done: bool = True) -> httpx.Response:
     body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + ("data: [DONE]\n\n" if done else "")
-    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body.encode())
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body.encode(), request=_REQUEST)
 
 
 def _delta(**delta) -> dict:
@@ -161,7 +162,7 @@ def test_a_stream_without_done_is_an_error_not_a_short_answer() -> None:
 
 def test_event_lines_without_a_space_after_data_are_read() -> None:
     body = b'data:{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
-    response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body, request=_REQUEST)
     usage = llm_usage(QWEN_MAX, 1, 1, 0.0)
     chunks = list(relay_stream(QWEN_MAX, response, "/v1/chat/completions", lambda *a: usage))
     assert "".join(c.delta.message.content for c in chunks) == "hi"

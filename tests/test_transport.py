@@ -105,3 +105,12 @@ def test_read_timeout_comes_from_dify_unless_the_model_sets_one(monkeypatch: pyt
 def test_endpoint_base_path_is_kept() -> None:
     endpoint = endpoint_from_credentials({"endpoint_url": "https://gw.example.com/team-a/v1/"})
     assert endpoint.base_url == "https://gw.example.com/team-a"
+
+
+def test_a_finished_stream_hands_its_connection_back_for_the_next_one(llm, gateway) -> None:
+    credentials = gateway.credentials(timeout="61")  # a credential set (so a pool) of its own
+    for _ in range(3):
+        chunks = list(llm.invoke("qwen-max", credentials, [UserPromptMessage(content="a b c")], {}, stream=True))
+        assert chunks[-1].delta.finish_reason == "stop"
+    pool = session_for(dict(credentials)).client._transport._pool
+    assert len(pool.connections) == 1 and pool.connections[0].is_idle()
