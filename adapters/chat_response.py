@@ -169,6 +169,32 @@ def _completion_chunk(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "choices": choices}
 
 
+_PLAIN_DELTA_KEYS = frozenset({"content", "role"})
+
+
+def _plain_text_delta(data: dict[str, Any]) -> str | None:
+    """The text of a chunk that carries only answer text, else None (LiteLLM's parser handles it).
+
+    Performance: most chunks of a stream are exactly this, and LiteLLM's chunk_parser builds and
+    validates a pydantic ModelResponseStream for each (~14 us, a fifth of the plugin's CPU per
+    chunk). Anything else (reasoning, tool calls, finish reason, usage, a security block, an
+    unusual field) still goes through LiteLLM.
+    """
+    choices = data.get("choices")
+    if not isinstance(choices, list) or len(choices) != 1 or "usage" in data:
+        return None
+    choice = choices[0]
+    if not isinstance(choice, dict) or choice.get("finish_reason") is not None:
+        return None
+    delta = choice.get("delta")
+    if not isinstance(delta, dict) or not delta.keys() <= _PLAIN_DELTA_KEYS:
+        return None
+    text = delta.get("content")
+    if not isinstance(text, str) or not text or data.get("model") == SECURITY_GUARD_MODEL:
+        return None
+    return text
+
+
 def relay_stream(
     model: CatalogModel, response: httpx.Response, route_path: str, usage_for: UsageFn
 ) -> Iterator[LLMResultChunk]:
@@ -185,6 +211,15 @@ def relay_stream(
     for data in iter_events(response, route_path):
         if "error" in data:
             raise error_from_event(route_path, data)
+        if not completion and (text := _plain_text_delta(data)) is not None:
+            # The common chunk: answer text only. Nothing for LiteLLM's parser to translate.
+            text = thinking.feed(None, text)
+            produced.append(text)
+            yield LLMResultChunk(
+                model=model.name, delta=LLMResultChunkDelta(index=index, message=AssistantPromptMessage(content=text))
+            )
+            index += 1
+            continue
         chunk = parse(_completion_chunk(data) if completion else data)
         if data.get("usage"):
             usage = data["usage"]
