@@ -39,7 +39,7 @@ import dify_plugin  # noqa: F401
 
 from tests.conftest import PLUGIN_ROOT, TEST_KEY
 from tests.emulator import Consumer, GatewayEmulator, make_wav, serve
-from tests.stdio_driver import PluginProcess, PluginSessionError, prompt_message
+from tests.stdio_driver import PluginProcess, PluginSessionError, chat_data
 
 PROVIDER = "aliyun_ai_gateway"
 WEATHER = {
@@ -168,16 +168,7 @@ def _skip(variable: str) -> None:
 
 
 def _chat(plugin: PluginProcess, credentials: dict, model: str, text: str, **extra: Any) -> None:
-    data = {
-        "provider": PROVIDER,
-        "model_type": "llm",
-        "model": model,
-        "credentials": credentials,
-        "prompt_messages": [prompt_message("user", text)],
-        "model_parameters": {"max_tokens": 300},
-        "stream": True,
-        **extra,
-    }
+    data = chat_data(PROVIDER, model, credentials, text, model_parameters={"max_tokens": 300}, **extra)
     usage = None
     _say("  ", end="")
     for item in plugin.stream("invoke_llm", data):
@@ -297,18 +288,8 @@ def _walk_through(plugin: PluginProcess, target: Target) -> None:
                 _say(f"  the gateway authenticated consumer {consumer!r}")
 
     _say("\n== A rejected consumer key ==")
-    result = plugin.collect(
-        "invoke_llm",
-        {
-            "provider": PROVIDER,
-            "model_type": "llm",
-            "model": chat_model,
-            "credentials": {"endpoint_url": target.endpoint_url, "api_key": "sk-unknown", "max_retries": "0"},
-            "prompt_messages": [prompt_message("user", "hi")],
-            "model_parameters": {},
-            "stream": True,
-        },
-    )
+    rejected = {"endpoint_url": target.endpoint_url, "api_key": "sk-unknown", "max_retries": "0"}
+    result = plugin.collect("invoke_llm", chat_data(PROVIDER, chat_model, rejected, "hi"))
     error = result.error
     _say(f"  {error.error_type}: {error.description or error.message}" if error else "  (no error?)")
     if error is None or error.error_type != "InvokeAuthorizationError":

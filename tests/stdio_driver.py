@@ -258,6 +258,29 @@ def prompt_message(role: str, content: Any, **extra: Any) -> dict[str, Any]:
     return message
 
 
+def chat_data(
+    provider: str,
+    model: str,
+    credentials: Mapping[str, Any],
+    text: str,
+    *,
+    stream: bool = True,
+    model_parameters: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The ``data`` of an ``invoke_llm`` request carrying one user message."""
+    return {
+        "provider": provider,
+        "model_type": "llm",
+        "model": model,
+        "credentials": dict(credentials),
+        "prompt_messages": [prompt_message("user", text)],
+        "model_parameters": dict(model_parameters or {}),
+        "stream": stream,
+        **extra,
+    }
+
+
 def _normalise_prompt_messages(messages: Any) -> Any:
     # Only touch well-formed input; anything else is passed through untouched so tests
     # can still probe how the SDK rejects malformed requests.

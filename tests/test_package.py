@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import PLUGIN_ROOT, Gateway
-from tests.stdio_driver import PluginProcess, prompt_message
+from tests.stdio_driver import PluginProcess, chat_data
 from tests.tools.package import (
     IgnorePattern,
     PackageError,
@@ -262,18 +262,7 @@ def test_the_unpacked_package_runs_from_a_fresh_venv(packaged_plugin: PluginProc
     )
     assert result[-1]["result"] is True
 
-    items = plugin.request(
-        "invoke_llm",
-        {
-            "provider": PROVIDER,
-            "model_type": "llm",
-            "model": "qwen-plus",
-            "credentials": credentials,
-            "prompt_messages": [prompt_message("user", "packaged and streamed")],
-            "model_parameters": {},
-            "stream": True,
-        },
-    )
+    items = plugin.request("invoke_llm", chat_data(PROVIDER, "qwen-plus", credentials, "packaged and streamed"))
     assert len(items) > 2
     assert "".join(i["delta"]["message"]["content"] for i in items) == "echo: packaged and streamed"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PLUGIN_ROOT, TEST_KEY, Gateway
-from tests.stdio_driver import PluginProcess, prompt_message
+from tests.stdio_driver import PluginProcess, chat_data, prompt_message
 
 PROVIDER = "aliyun_ai_gateway"
 PROMPT = "zebra umbrella 4471 private question"
@@ -65,18 +65,7 @@ def _exercise(plugin: PluginProcess, gateway: Gateway) -> list:
     plugin.request("validate_provider_credentials", {"provider": PROVIDER, "credentials": credentials})
     answers = []
     for stream in (False, True):
-        answers += plugin.request(
-            "invoke_llm",
-            {
-                "provider": PROVIDER,
-                "model_type": "llm",
-                "model": "qwen-plus",
-                "credentials": credentials,
-                "prompt_messages": [prompt_message("user", PROMPT)],
-                "model_parameters": {},
-                "stream": stream,
-            },
-        )
+        answers += plugin.request("invoke_llm", chat_data(PROVIDER, "qwen-plus", credentials, PROMPT, stream=stream))
     plugin.request(
         "get_llm_num_tokens",
         {

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from tests.conftest import PLUGIN_ROOT, TEST_KEY, Gateway
-from tests.stdio_driver import PluginProcess, PluginSessionError, prompt_message
+from tests.stdio_driver import PluginProcess, PluginSessionError, chat_data, prompt_message
 
 PROVIDER = "aliyun_ai_gateway"
 WEATHER = {
@@ -30,16 +30,7 @@ def _chat(
 ) -> list:
     return plugin.request(
         "invoke_llm",
-        {
-            "provider": PROVIDER,
-            "model_type": "llm",
-            "model": model,
-            "credentials": credentials,
-            "prompt_messages": [prompt_message("user", text)],
-            "model_parameters": {"temperature": 0.1},
-            "stream": stream,
-            **data,
-        },
+        chat_data(PROVIDER, model, credentials, text, stream=stream, model_parameters={"temperature": 0.1}, **data),
     )
 
 

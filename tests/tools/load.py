@@ -21,7 +21,7 @@ from pathlib import Path
 import dify_plugin  # noqa: F401
 
 from tests.emulator import Consumer, GatewayEmulator, embedding_vector, serve
-from tests.stdio_driver import PluginProcess, prompt_message
+from tests.stdio_driver import PluginProcess, chat_data
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[2]
 PROVIDER = "aliyun_ai_gateway"
@@ -60,19 +60,7 @@ def _rss_mib(pid: int, key: str = "VmRSS") -> float:
 
 
 def _chat(plugin: PluginProcess, credentials: dict, text: str) -> str | None:
-    items = plugin.request(
-        "invoke_llm",
-        {
-            "provider": PROVIDER,
-            "model_type": "llm",
-            "model": "qwen-plus",
-            "credentials": credentials,
-            "prompt_messages": [prompt_message("user", text)],
-            "model_parameters": {},
-            "stream": True,
-        },
-        timeout=120,
-    )
+    items = plugin.request("invoke_llm", chat_data(PROVIDER, "qwen-plus", credentials, text), timeout=120)
     answer = "".join(item["delta"]["message"]["content"] or "" for item in items)
     if answer != f"echo: {text}" or items[-1]["delta"]["finish_reason"] != "stop":
         return f"chat {text[:30]!r}… answered {answer[:60]!r}"
