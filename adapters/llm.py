@@ -14,14 +14,14 @@ from typing import Any
 import httpx
 from dify_plugin.entities.model.llm import LLMResult, LLMResultChunk, LLMUsage
 from dify_plugin.entities.model.message import PromptMessage, PromptMessageTool, UserPromptMessage
-from dify_plugin.errors.model import CredentialsValidateFailedError, InvokeError
+from dify_plugin.errors.model import InvokeError
 from dify_plugin.interfaces.model.large_language_model import LargeLanguageModel
 
 from adapters.catalog import CatalogModel, default_catalog
 from adapters.chat_request import build_chat_request, to_openai_messages
 from adapters.chat_response import blocking_result, collect_stream, relay_stream, result_as_stream
 from adapters.errors import error_from_transport, stream_error, to_invoke_error
-from adapters.model_base import GatewayModel
+from adapters.model_base import GatewayModel, checking_credentials
 from adapters.model_resolver import resolve_model
 from adapters.transport import session_for
 from adapters.usage import estimate_tokens, llm_usage
@@ -109,9 +109,5 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
         """One real, minimal chat through the same route and auth the model will use."""
-        try:
+        with checking_credentials(model):
             self._invoke(model, dict(credentials), [UserPromptMessage(content="ping")], {"max_tokens": 5}, stream=False)
-        except CredentialsValidateFailedError:
-            raise
-        except Exception as exc:
-            raise CredentialsValidateFailedError(f"Model {model!r}: {to_invoke_error(exc)}") from exc

@@ -7,17 +7,29 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from dify_plugin.entities.model import AIModelEntity
-from dify_plugin.errors.model import InvokeError
+from dify_plugin.errors.model import CredentialsValidateFailedError, InvokeError
 from dify_plugin.interfaces.model.ai_model import AIModel
 
 from adapters.catalog import default_catalog
 from adapters.dify_schema import model_entity
 from adapters.errors import INVOKE_ERROR_MAPPING, to_invoke_error
 from adapters.model_resolver import customizable_model
+
+
+@contextmanager
+def checking_credentials(model: str) -> Iterator[None]:
+    """Around a validation call: any failure becomes CredentialsValidateFailedError with its mapped reason."""
+    try:
+        yield
+    except CredentialsValidateFailedError:
+        raise
+    except Exception as exc:
+        raise CredentialsValidateFailedError(f"Model {model!r}: {to_invoke_error(exc)}") from exc
 
 
 @functools.cache

@@ -15,12 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from dify_plugin.entities.model.rerank import RerankDocument, RerankResult
-from dify_plugin.errors.model import CredentialsValidateFailedError
 from dify_plugin.interfaces.model.rerank_model import RerankModel
 
 from adapters.answers import bad_request
-from adapters.errors import to_invoke_error
-from adapters.model_base import GatewayModel
+from adapters.model_base import GatewayModel, checking_credentials
 from adapters.model_resolver import resolve_model
 from adapters.rerank_dialects import build_rerank_request, parse_rerank_answer
 from adapters.transport import session_for
@@ -61,9 +59,5 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
         """Reranks one document through the same route and auth the model will use."""
-        try:
+        with checking_credentials(model):
             self._invoke(model, dict(credentials), "ping", ["ping"])
-        except CredentialsValidateFailedError:
-            raise
-        except Exception as exc:
-            raise CredentialsValidateFailedError(f"Model {model!r}: {to_invoke_error(exc)}") from exc

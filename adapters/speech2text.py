@@ -14,15 +14,13 @@ from collections.abc import Mapping
 from io import BytesIO
 from typing import IO, Any
 
-from dify_plugin.errors.model import CredentialsValidateFailedError
 from dify_plugin.interfaces.model.speech2text_model import Speech2TextModel
 
 from adapters.answers import bad_request, route_path, unusable_answer
 from adapters.audio import KNOWN_FORMATS, silence_wav, sniff_audio_format
 from adapters.catalog import CatalogModel
-from adapters.errors import to_invoke_error
 from adapters.litellm_engine import litellm
-from adapters.model_base import GatewayModel
+from adapters.model_base import GatewayModel, checking_credentials
 from adapters.model_resolver import resolve_model
 from adapters.transport import session_for
 
@@ -81,9 +79,5 @@ class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
         """Transcribes 0.1 s of silence through the same route and auth the model will use."""
-        try:
+        with checking_credentials(model):
             self._invoke(model, dict(credentials), BytesIO(silence_wav()))
-        except CredentialsValidateFailedError:
-            raise
-        except Exception as exc:
-            raise CredentialsValidateFailedError(f"Model {model!r}: {to_invoke_error(exc)}") from exc

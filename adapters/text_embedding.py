@@ -14,14 +14,12 @@ from typing import Any
 
 from dify_plugin.entities.model import EmbeddingInputType
 from dify_plugin.entities.model.text_embedding import EmbeddingUsage, TextEmbeddingResult
-from dify_plugin.errors.model import CredentialsValidateFailedError
 from dify_plugin.interfaces.model.text_embedding_model import TextEmbeddingModel
 
 from adapters.answers import bad_request
 from adapters.catalog import CatalogModel
 from adapters.embedding_dialects import build_embedding_request, parse_embedding_answer
-from adapters.errors import to_invoke_error
-from adapters.model_base import GatewayModel
+from adapters.model_base import GatewayModel, checking_credentials
 from adapters.model_resolver import resolve_model
 from adapters.transport import session_for
 from adapters.usage import embedding_usage, estimate_tokens
@@ -72,9 +70,5 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
         """Embeds one short text through the same route and auth the model will use."""
-        try:
+        with checking_credentials(model):
             self._invoke(model, dict(credentials), ["ping"])
-        except CredentialsValidateFailedError:
-            raise
-        except Exception as exc:
-            raise CredentialsValidateFailedError(f"Model {model!r}: {to_invoke_error(exc)}") from exc

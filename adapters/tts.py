@@ -13,14 +13,12 @@ from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from dify_plugin.errors.model import CredentialsValidateFailedError
 from dify_plugin.interfaces.model.tts_model import TTSModel
 
 from adapters.answers import bad_request
 from adapters.audio import WAV, daemon_chunks, join_wav, sniff_audio_format
 from adapters.catalog import CatalogModel
-from adapters.errors import to_invoke_error
-from adapters.model_base import GatewayModel
+from adapters.model_base import GatewayModel, checking_credentials
 from adapters.model_resolver import resolve_model
 from adapters.speech_dialects import build_speech_request, speech_audio
 from adapters.transport import GatewaySession, session_for
@@ -99,10 +97,6 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
         """Synthesizes one short word through the same route and auth the model will use."""
-        try:
+        with checking_credentials(model):
             for _ in self._invoke(model, "", dict(credentials), "Hello.", ""):
                 pass
-        except CredentialsValidateFailedError:
-            raise
-        except Exception as exc:
-            raise CredentialsValidateFailedError(f"Model {model!r}: {to_invoke_error(exc)}") from exc
