@@ -22,7 +22,7 @@ demo: $(STAMP)
 
 ## check: provider_configs/ valid, generated Dify YAML current, code linted and formatted
 check: $(STAMP)
-	$(PY) -m adapters.dify_schema --check
+	$(PY) -m adapters.catalog.dify_schema --check
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
@@ -40,7 +40,7 @@ package: check
 
 ## generate: rewrite provider_configs/dify/ from provider_configs/
 generate: $(STAMP)
-	$(PY) -m adapters.dify_schema
+	$(PY) -m adapters.catalog.dify_schema
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -3,13 +3,13 @@
 import gc
 
 # The imports below build ~145k long-lived objects; collections while they are built only re-scan
-# them. adapters/sdk_runtime.py explains this and the other start-up and writer speed-ups.
+# them. adapters/runtime/sdk_runtime.py explains this and the other start-up and writer speed-ups.
 gc.disable()
 
 from dify_plugin import DifyPluginEnv, Plugin  # noqa: E402
 
-from adapters import sdk_runtime  # noqa: E402
-from adapters.startup import check_provider_configs  # noqa: E402
+from adapters.runtime import sdk_runtime  # noqa: E402
+from adapters.runtime.startup import check_provider_configs  # noqa: E402
 
 if __name__ == "__main__":
     check_provider_configs()

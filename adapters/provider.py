@@ -9,7 +9,7 @@ from dify_plugin.entities.model import ModelType
 from dify_plugin.errors.model import CredentialsValidateFailedError
 from dify_plugin.interfaces.model import ModelProvider
 
-from adapters.catalog import default_catalog
+from adapters.catalog.loader import default_catalog
 
 
 class AIGatewayProvider(ModelProvider):

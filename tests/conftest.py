@@ -73,12 +73,12 @@ def gateway(_emulator: tuple[GatewayEmulator, str]) -> Gateway:
 
 def adapter(model_type: str):
     """A fresh adapter object for a model type, built the way the SDK builds one per request."""
-    from adapters.llm import AIGatewayLargeLanguageModel
-    from adapters.model_base import _catalog_entities
-    from adapters.rerank import AIGatewayRerankModel
-    from adapters.speech2text import AIGatewaySpeech2TextModel
-    from adapters.text_embedding import AIGatewayTextEmbeddingModel
-    from adapters.tts import AIGatewayText2SpeechModel
+    from adapters.models.base import _catalog_entities
+    from adapters.models.llm.llm import AIGatewayLargeLanguageModel
+    from adapters.models.rerank.rerank import AIGatewayRerankModel
+    from adapters.models.speech2text.speech2text import AIGatewaySpeech2TextModel
+    from adapters.models.text_embedding.text_embedding import AIGatewayTextEmbeddingModel
+    from adapters.models.tts.tts import AIGatewayText2SpeechModel
 
     classes = {
         "llm": AIGatewayLargeLanguageModel,

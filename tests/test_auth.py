@@ -1,4 +1,4 @@
-"""Tests for adapters.auth: what each consumer auth scheme puts on the wire.
+"""Tests for adapters.gateway.auth: what each consumer auth scheme puts on the wire.
 
 Every request goes through a real `httpx.Client(auth=...)` into an `httpx.MockTransport` that
 snapshots the request as it would be sent. HMAC signatures are checked by `higress_verify`, an
@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from dify_plugin.errors.model import CredentialsValidateFailedError
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from adapters.auth import (
+from adapters.gateway.auth import (
     HMAC_SIGNED_HEADERS,
     ApiKeyAuth,
     HmacAuth,

@@ -41,12 +41,12 @@ from dify_plugin.entities.model.message import UserPromptMessage
 from dify_plugin.errors.model import CredentialsValidateFailedError, InvokeAuthorizationError
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from adapters.llm import AIGatewayLargeLanguageModel
-from adapters.model_base import _catalog_entities
-from adapters.rerank import AIGatewayRerankModel
-from adapters.speech2text import AIGatewaySpeech2TextModel
-from adapters.text_embedding import AIGatewayTextEmbeddingModel
-from adapters.tts import AIGatewayText2SpeechModel
+from adapters.models.base import _catalog_entities
+from adapters.models.llm.llm import AIGatewayLargeLanguageModel
+from adapters.models.rerank.rerank import AIGatewayRerankModel
+from adapters.models.speech2text.speech2text import AIGatewaySpeech2TextModel
+from adapters.models.text_embedding.text_embedding import AIGatewayTextEmbeddingModel
+from adapters.models.tts.tts import AIGatewayText2SpeechModel
 from tests.emulator import (
     Consumer,
     GatewayEmulator,

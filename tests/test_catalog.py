@@ -9,8 +9,8 @@ import pytest
 import yaml
 from dify_plugin.entities.model.provider import ModelProviderConfiguration
 
-from adapters.catalog import CONFIG_ROOT, CatalogError, default_catalog, load_catalog
-from adapters.dify_schema import model_entity, stale_files
+from adapters.catalog.dify_schema import model_entity, stale_files
+from adapters.catalog.loader import CONFIG_ROOT, CatalogError, default_catalog, load_catalog
 from tests.conftest import PLUGIN_ROOT
 
 

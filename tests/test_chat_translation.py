@@ -16,10 +16,10 @@ from dify_plugin.entities.model.message import (
 )
 from dify_plugin.errors.model import InvokeBadRequestError
 
-from adapters.catalog import default_catalog
-from adapters.chat_request import build_chat_request, to_openai_messages
-from adapters.chat_response import BLOCK_MARK, ThinkingWrapper, ToolCallAssembler, deny_text, relay_stream
-from adapters.usage import estimate_tokens, llm_usage
+from adapters.catalog.loader import default_catalog
+from adapters.dialects.chat_request import build_chat_request, to_openai_messages
+from adapters.dialects.chat_response import BLOCK_MARK, ThinkingWrapper, ToolCallAssembler, deny_text, relay_stream
+from adapters.models.usage import estimate_tokens, llm_usage
 
 CATALOG = default_catalog()
 QWEN_MAX = CATALOG.get("llm", "qwen-max")

@@ -24,7 +24,7 @@ from dify_plugin.errors.model import (
     InvokeServerUnavailableError,
 )
 
-from adapters.audio import silence_wav
+from adapters.dialects.audio import silence_wav
 from tests.conftest import TEST_KEY, adapter
 from tests.emulator import Consumer, GatewayEmulator, serve
 

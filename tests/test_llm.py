@@ -17,8 +17,8 @@ from dify_plugin.entities.model.message import (
 )
 from dify_plugin.errors.model import InvokeBadRequestError
 
-from adapters.catalog import default_catalog
-from adapters.chat_response import BLOCK_MARK
+from adapters.catalog.loader import default_catalog
+from adapters.dialects.chat_response import BLOCK_MARK
 from tests.conftest import TEST_KEY
 
 WEATHER = PromptMessageTool(

@@ -104,7 +104,9 @@ def test_logs_and_stderr_hold_no_prompt_answer_or_key(audited: tuple[PluginProce
 
 def test_litellm_loads_no_dotenv(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("FOO_FROM_DOTENV=leaked\nLITELLM_LOG=DEBUG\n", encoding="utf-8")
-    probe = "import adapters.litellm_engine as e; e.litellm(); import os; print(os.environ.get('FOO_FROM_DOTENV'))"
+    probe = (
+        "import adapters.engine.litellm_facade as e; e.litellm(); import os; print(os.environ.get('FOO_FROM_DOTENV'))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=tmp_path,

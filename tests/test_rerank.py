@@ -16,10 +16,10 @@ from dify_plugin.errors.model import (
     InvokeServerUnavailableError,
 )
 
-from adapters.model_base import _catalog_entities
-from adapters.model_resolver import resolve_model
-from adapters.rerank import AIGatewayRerankModel
-from adapters.rerank_dialects import parse_rerank_answer
+from adapters.catalog.resolver import resolve_model
+from adapters.dialects.rerank import parse_rerank_answer
+from adapters.models.base import _catalog_entities
+from adapters.models.rerank.rerank import AIGatewayRerankModel
 from tests.emulator import overlap_score
 
 QUERY = "red apple pie"

@@ -9,7 +9,7 @@ from dify_plugin.core.server.__base.response_writer import ResponseWriter
 from dify_plugin.entities.model.llm import LLMResultChunk, LLMResultChunkDelta, LLMUsage
 from dify_plugin.entities.model.message import AssistantPromptMessage
 
-from adapters.sdk_runtime import chunk_message_json
+from adapters.runtime.sdk_runtime import chunk_message_json
 
 ToolCall = AssistantPromptMessage.ToolCall
 

@@ -18,9 +18,9 @@ from dify_plugin.errors.model import (
     InvokeBadRequestError,
 )
 
-from adapters.audio import silence_wav, sniff_audio_format
-from adapters.model_base import _catalog_entities
-from adapters.speech2text import AIGatewaySpeech2TextModel
+from adapters.dialects.audio import silence_wav, sniff_audio_format
+from adapters.models.base import _catalog_entities
+from adapters.models.speech2text.speech2text import AIGatewaySpeech2TextModel
 
 PATH = "/v1/audio/transcriptions"
 MODEL = "whisper-large-v3"

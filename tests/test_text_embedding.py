@@ -17,11 +17,11 @@ from dify_plugin.errors.model import (
     InvokeServerUnavailableError,
 )
 
-from adapters.catalog import CatalogModel, default_catalog
-from adapters.embedding_dialects import build_embedding_request, parse_embedding_answer
-from adapters.model_base import _catalog_entities
-from adapters.model_resolver import resolve_model
-from adapters.text_embedding import AIGatewayTextEmbeddingModel
+from adapters.catalog.loader import CatalogModel, default_catalog
+from adapters.catalog.resolver import resolve_model
+from adapters.dialects.embedding import build_embedding_request, parse_embedding_answer
+from adapters.models.base import _catalog_entities
+from adapters.models.text_embedding.text_embedding import AIGatewayTextEmbeddingModel
 from tests.emulator import count_words, embedding_vector
 
 OPENAI_PATH = "/v1/embeddings"

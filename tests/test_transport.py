@@ -12,8 +12,8 @@ import trustme
 from dify_plugin.entities.model.message import UserPromptMessage
 from dify_plugin.errors.model import InvokeConnectionError
 
-from adapters.endpoint import endpoint_from_credentials
-from adapters.transport import session_for
+from adapters.gateway.endpoint import endpoint_from_credentials
+from adapters.gateway.transport import session_for
 from tests.conftest import OTHER_KEY, TEST_KEY
 from tests.emulator import Consumer, GatewayEmulator, serve
 

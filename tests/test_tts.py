@@ -22,9 +22,9 @@ from dify_plugin.errors.model import (
     InvokeServerUnavailableError,
 )
 
-from adapters.audio import DAEMON_CHUNK, join_wav
-from adapters.model_base import _catalog_entities
-from adapters.tts import AIGatewayText2SpeechModel
+from adapters.dialects.audio import DAEMON_CHUNK, join_wav
+from adapters.models.base import _catalog_entities
+from adapters.models.tts.tts import AIGatewayText2SpeechModel
 from tests.emulator import Request, Response, make_wav, serve
 from tests.emulator.audio import encode_audio
 

@@ -641,7 +641,7 @@ def _git_revision(root: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> Results:
-    from adapters.catalog import default_catalog
+    from adapters.catalog.loader import default_catalog
 
     model = default_catalog().get("text-embedding", EMBEDDING_MODEL)
     max_chunks = (model.info.max_chunks if model else None) or 1

@@ -37,8 +37,8 @@ from dify_plugin.core.entities.plugin.setup import PluginConfiguration
 from dify_plugin.core.utils.yaml_loader import load_yaml_file
 from dify_plugin.entities.model.provider import ModelProviderConfiguration
 
-from adapters.catalog import CatalogError
-from adapters.dify_schema import stale_files
+from adapters.catalog.dify_schema import stale_files
+from adapters.catalog.loader import CatalogError
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[2]
 MAX_SIZE = 50 * 1024 * 1024  # the CLI's --max-size default, and the daemon's MAX_PLUGIN_PACKAGE_SIZE

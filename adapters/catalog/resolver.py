@@ -1,0 +1,216 @@
+"""Finds the catalog entry behind a Dify model name, or builds one from customizable-model credentials.
+
+Everything downstream (schema, request building, pricing) works on a `CatalogModel`, so a model a
+user adds by name in Dify follows exactly the same code path as one from provider_configs/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from dify_plugin.errors.model import CredentialsValidateFailedError
+
+from adapters.catalog.loader import Catalog, CatalogModel, ModelInfo, Route, Voice, default_catalog
+
+_MILLION = Decimal(1_000_000)
+
+
+def _text(credentials: Mapping[str, Any], name: str) -> str:
+    return str(credentials.get(name) or "").strip()
+
+
+def positive_int(credentials: Mapping[str, Any], name: str, default: int) -> int:
+    raw = _text(credentials, name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise CredentialsValidateFailedError(f"Credential field '{name}' must be a positive whole number, got {raw!r}.")
+    return value
+
+
+def _price_per_token(credentials: Mapping[str, Any], name: str) -> Decimal | None:
+    raw = _text(credentials, name)
+    if not raw:
+        return None
+    try:
+        price = Decimal(raw)
+    except InvalidOperation:
+        price = Decimal(-1)
+    if not price.is_finite() or price < 0:
+        raise CredentialsValidateFailedError(f"Credential field '{name}' must be a non-negative number, got {raw!r}.")
+    return price / _MILLION
+
+
+def _choice(credentials: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = _text(credentials, name) or default
+    if value not in allowed:
+        raise CredentialsValidateFailedError(
+            f"Credential field '{name}' has unknown value {value!r}; expected one of {', '.join(allowed)}."
+        )
+    return value
+
+
+def _route(catalog: Catalog, model_type: str, mode: str | None, credentials: Mapping[str, Any]) -> Route:
+    """The preset named by `route_preset`, else the first one of the type (serving `mode`, if given)."""
+    wanted = _text(credentials, "route_preset")
+    candidates = [r for r in catalog.routes_for(model_type) if mode is None or mode in r.modes]
+    for route in candidates:
+        if not wanted or route.name == wanted:
+            return route
+    names = ", ".join(r.name for r in candidates) or "none"
+    raise CredentialsValidateFailedError(
+        f"Credential field 'route_preset' has unknown value {wanted!r} for {model_type}; expected one of {names}."
+    )
+
+
+def _llm_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
+    mode = route.modes[0]
+    tools = _choice(credentials, "function_calling_type", ("tool_call", "function_call", "no_call"), "no_call")
+    thinking = _choice(
+        credentials, "agent_though_support", ("supported", "only_thinking_supported", "not_supported"), "not_supported"
+    )
+    thinking_param = _choice(
+        credentials, "thinking_param", ("enable_thinking", "chat_template_enable_thinking"), "enable_thinking"
+    )
+    chat = mode == "chat"
+    input_cost = _price_per_token(credentials, "input_price")
+    output_cost = _price_per_token(credentials, "output_price")
+    priced = input_cost is not None or output_cost is not None
+    return ModelInfo(
+        mode=mode,
+        max_input_tokens=positive_int(credentials, "context_size", 4096),
+        max_output_tokens=positive_int(credentials, "max_tokens_to_sample", 4096),
+        supports_function_calling=chat and tools != "no_call",
+        supports_parallel_function_calling=chat and tools != "no_call",
+        supports_vision=chat and _text(credentials, "vision_support") == "support",
+        supports_response_schema=chat and _text(credentials, "structured_output_support") == "supported",
+        supports_reasoning=chat and thinking != "not_supported",
+        supports_native_streaming=_text(credentials, "stream_function_calling") != "not_supported",
+        # Thinking-only models (QwQ and the like) are served as streams only on DashScope.
+        stream_only=chat and thinking == "only_thinking_supported",
+        extra_params=(thinking_param,) if chat and thinking == "supported" else (),
+        input_cost_per_token=input_cost,
+        output_cost_per_token=output_cost,
+        currency=_choice(credentials, "currency", ("RMB", "USD"), "RMB") if priced else None,
+    )
+
+
+def _priced(credentials: Mapping[str, Any]) -> dict[str, Any]:
+    """Input price and currency from the optional price fields (embedding and rerank bill input only)."""
+    cost = _price_per_token(credentials, "input_price")
+    if cost is None:
+        return {}
+    return {"input_cost_per_token": cost, "currency": _choice(credentials, "currency", ("RMB", "USD"), "RMB")}
+
+
+def _embedding_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
+    # max_chunks defaults to 10: DashScope's per-request cap for text-embedding-v3/v4, the most common
+    # backend behind this gateway, and no higher than other OpenAI-compatible servers accept (OpenAI
+    # 2048, TEI 32, vLLM unbounded); 1 would work everywhere but costs one request per text.
+    size = positive_int(credentials, "dimensions", 1) if _text(credentials, "dimensions") else None
+    input_type = _choice(credentials, "supports_input_type", ("supported", "not_supported"), "not_supported")
+    return ModelInfo(
+        mode="embedding",
+        max_input_tokens=positive_int(credentials, "context_size", 8192),
+        max_chunks=positive_int(credentials, "max_chunks", 10),
+        output_vector_size=size,
+        dimensions=(size,) if size else (),
+        supports_input_type=input_type == "supported",
+        **_priced(credentials),
+    )
+
+
+def _rerank_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
+    return ModelInfo(
+        mode="rerank", max_input_tokens=positive_int(credentials, "context_size", 4096), **_priced(credentials)
+    )
+
+
+def _speech2text_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
+    # A configured language or prompt is the user's statement that the model takes it.
+    return ModelInfo(
+        mode="audio_transcription",
+        file_upload_limit=positive_int(credentials, "file_upload_limit", 25),
+        supports_language=bool(_text(credentials, "language")),
+        supports_prompt=bool(_text(credentials, "prompt")),
+    )
+
+
+# Dify's interface languages: a voice typed in by name is offered whatever language the app uses.
+_VOICE_LANGUAGES = (
+    "zh-Hans", "zh-Hant", "en-US", "ja-JP", "ko-KR", "fr-FR", "de-DE", "es-ES", "it-IT", "pt-BR", "ru-RU",
+    "th-TH", "id-ID", "vi-VN", "uk-UA", "ro-RO", "pl-PL", "hi-IN", "tr-TR", "fa-IR", "sl-SI", "ar-TN",
+)  # fmt: skip
+
+
+def _tts_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
+    names = list(dict.fromkeys(v.strip() for v in _text(credentials, "voices").split(",") if v.strip()))
+    if not names:
+        raise CredentialsValidateFailedError(
+            "Credential field 'voices' is required for text-to-speech models: the voice ids, comma-separated "
+            "(e.g. alloy,echo or Cherry,Ethan)."
+        )
+    default_voice = _text(credentials, "default_voice") or names[0]
+    if default_voice not in names:
+        raise CredentialsValidateFailedError(
+            f"Credential field 'default_voice' is {default_voice!r}, not one of the voices ({', '.join(names)})."
+        )
+    # DashScope qwen-tts answers with a WAV file only; other routes are asked for the chosen format.
+    wav_only = route.dialect == "dashscope"
+    audio_type = _choice(credentials, "audio_type", ("mp3", "wav"), "wav" if wav_only else "mp3")
+    if wav_only and audio_type != "wav":
+        raise CredentialsValidateFailedError(
+            f"Credential field 'audio_type' must be wav for route {route.name!r}: it only returns WAV audio."
+        )
+    return ModelInfo(
+        mode="audio_speech",
+        voices=tuple(Voice(mode=n, name=n, language=_VOICE_LANGUAGES) for n in names),
+        default_voice=default_voice,
+        audio_type=audio_type,
+        word_limit=positive_int(credentials, "word_limit", 500),
+    )
+
+
+_INFO_BUILDERS = {
+    "llm": _llm_info,
+    "text-embedding": _embedding_info,
+    "rerank": _rerank_info,
+    "speech2text": _speech2text_info,
+    "tts": _tts_info,
+}
+
+
+def customizable_model(name: str, model_type: str, credentials: Mapping[str, Any], catalog: Catalog) -> CatalogModel:
+    """A catalog entry for a model the user added by name, from its model credentials."""
+    builder = _INFO_BUILDERS.get(model_type)
+    if builder is None:
+        raise CredentialsValidateFailedError(f"Model type {model_type!r} is not served by this provider.")
+    mode = _choice(credentials, "mode", ("chat", "completion"), "chat") if model_type == "llm" else None
+    route = _route(catalog, model_type, mode, credentials)
+    return CatalogModel(
+        name=name,
+        route=route,
+        info=builder(credentials, route),
+        gateway_model=name,
+        label={"en_US": name},
+    )
+
+
+def resolve_model(
+    model_type: str, name: str, credentials: Mapping[str, Any], catalog: Catalog | None = None
+) -> CatalogModel:
+    """The model a request is for, with the gateway model name it must send (never empty).
+
+    A catalog model keeps its catalog entry; any other name is a customizable model described by its
+    credentials. `endpoint_model_name`, when filled in, replaces the name sent to the gateway.
+    """
+    catalog = catalog or default_catalog()
+    model = catalog.get(model_type, name) or customizable_model(name, model_type, credentials, catalog)
+    override = _text(credentials, "endpoint_model_name")
+    return model.with_gateway_model(override) if override else model

@@ -1,0 +1,1 @@
+"""LiteLLM, the translation engine behind the dialects, configured once for this plugin."""

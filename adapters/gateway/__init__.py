@@ -1,0 +1,1 @@
+"""The gateway client: endpoint, consumer auth, transport with retries, error mapping, server-sent events."""

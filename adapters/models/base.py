@@ -1,0 +1,92 @@
+"""What every adapter shares: schemas from the catalog, and errors already in Dify's classes.
+
+Each adapter class lists this mixin first, so its methods take precedence over the SDK's defaults.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from dify_plugin.entities.model import AIModelEntity
+from dify_plugin.errors.model import CredentialsValidateFailedError, InvokeError
+from dify_plugin.interfaces.model.ai_model import AIModel
+
+from adapters.catalog.dify_schema import model_entity
+from adapters.catalog.loader import default_catalog
+from adapters.catalog.resolver import customizable_model
+from adapters.gateway.errors import INVOKE_ERROR_MAPPING, to_invoke_error
+
+
+@contextmanager
+def checking_credentials(model: str) -> Iterator[None]:
+    """Around a validation call: any failure becomes CredentialsValidateFailedError with its mapped reason."""
+    try:
+        yield
+    except CredentialsValidateFailedError:
+        raise
+    except Exception as exc:
+        raise CredentialsValidateFailedError(f"Model {model!r}: {to_invoke_error(exc)}") from exc
+
+
+@functools.cache
+def _catalog_entities(model_type: str) -> tuple[AIModelEntity, ...]:
+    catalog = default_catalog()
+    return tuple(model_entity(m, catalog) for m in catalog.of_type(model_type))
+
+
+@functools.cache
+def _catalog_names(model_type: str) -> frozenset[str]:
+    return frozenset(m.name for m in default_catalog().of_type(model_type))
+
+
+_SCHEMA_CACHE_SIZE = 256
+_customizable_schemas: OrderedDict[tuple[Any, ...], AIModelEntity] = OrderedDict()
+
+
+class GatewayModel(AIModel):
+    @property
+    def _invoke_error_mapping(self) -> dict[type[InvokeError], list[type[Exception]]]:
+        return dict(INVOKE_ERROR_MAPPING)
+
+    def _transform_invoke_error(self, error: Exception) -> InvokeError:
+        # The SDK's version rewrites auth errors to a fixed text and needs a 3-level module path;
+        # ours keeps the gateway's own message.
+        return to_invoke_error(error)
+
+    def get_model_schema(self, model: str, credentials: Mapping | None = None) -> AIModelEntity | None:
+        """The SDK's lookup, with a customizable model's finished schema kept per credential set.
+
+        Performance: the SDK looks the schema up on every invoke (to filter the parameters), and for
+        a customizable model that means building it from the credentials and filling in the
+        parameter templates again, ~0.07 ms per call. The result depends only on the model type, the
+        name and the credentials (the catalog is fixed for the process), so it is kept, at most
+        _SCHEMA_CACHE_SIZE of them, least recently used out first. It is shared between calls as the
+        catalog models' schemas already are; the SDK's template filling only sets what is unset, so
+        running it again on a kept schema changes nothing. A credential set that fails is not kept.
+        """
+        if not credentials or model in _catalog_names(self.model_type.value):
+            return super().get_model_schema(model, credentials)
+        key = (self.model_type.value, model, tuple(sorted((str(k), repr(v)) for k, v in credentials.items())))
+        schema = _customizable_schemas.get(key)
+        if schema is not None:
+            _customizable_schemas.move_to_end(key)
+            return schema
+        schema = super().get_model_schema(model, credentials)
+        if schema is not None:
+            _customizable_schemas[key] = schema
+            while len(_customizable_schemas) > _SCHEMA_CACHE_SIZE:
+                _customizable_schemas.popitem(last=False)
+        return schema
+
+    def predefined_models(self) -> list[AIModelEntity]:
+        """The catalog's models of this type, built from provider_configs/ (not the generated YAML)."""
+        return list(_catalog_entities(self.model_type.value))
+
+    def get_customizable_model_schema(self, model: str, credentials: Mapping[str, Any]) -> AIModelEntity | None:
+        catalog = default_catalog()
+        entry = customizable_model(model, self.model_type.value, credentials, catalog)
+        return model_entity(entry, catalog, customizable=True)

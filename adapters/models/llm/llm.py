@@ -1,0 +1,113 @@
+"""Translates Dify LLM calls into LiteLLM-built chat/completion requests on the gateway's routes.
+
+The request is sent eagerly inside `_invoke`, so an HTTP error before the first byte is raised
+synchronously; errors while streaming are mapped here too, because the SDK does not map errors
+raised inside the generator it relays.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Mapping, Sequence
+from typing import Any
+
+import httpx
+from dify_plugin.entities.model.llm import LLMResult, LLMResultChunk, LLMUsage
+from dify_plugin.entities.model.message import PromptMessage, PromptMessageTool, UserPromptMessage
+from dify_plugin.errors.model import InvokeError
+from dify_plugin.interfaces.model.large_language_model import LargeLanguageModel
+
+from adapters.catalog.loader import CatalogModel, default_catalog
+from adapters.catalog.resolver import resolve_model
+from adapters.dialects.chat_request import build_chat_request, to_openai_messages
+from adapters.dialects.chat_response import blocking_result, collect_stream, relay_stream, result_as_stream
+from adapters.gateway.errors import error_from_transport, stream_error, to_invoke_error
+from adapters.gateway.transport import session_for
+from adapters.models.base import GatewayModel, checking_credentials
+from adapters.models.usage import estimate_tokens, llm_usage
+
+
+class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
+    def _invoke(
+        self,
+        model: str,
+        credentials: dict,
+        prompt_messages: list[PromptMessage],
+        model_parameters: dict,
+        tools: list[PromptMessageTool] | None = None,
+        stop: list[str] | None = None,
+        stream: bool = True,
+        user: str | None = None,
+    ) -> LLMResult | Generator[LLMResultChunk, None, None]:
+        # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
+        target = resolve_model("llm", model, credentials)
+        wire_stream = stream or target.info.stream_only
+        request = build_chat_request(
+            target, default_catalog(), prompt_messages, model_parameters, tools, stop, wire_stream
+        )
+        session = session_for(credentials)
+        response = session.send(target.route, json=request.body, stream=request.stream, timeout=target.info.timeout)
+        route_path = response.request.url.path
+        usage_for = self._usage_counter(target, request.body, prompt_messages)
+        if request.stream and response.headers.get("content-type", "").startswith("text/event-stream"):
+            chunks = self._relay(target, response, route_path, usage_for)
+            return chunks if stream else collect_stream(target, chunks)
+        if request.stream:
+            # A stream request answered with plain JSON (some gateway plugins do): read it as one answer.
+            response.read()
+            response.close()
+        result = blocking_result(target, self._json(response, route_path), route_path, usage_for)
+        return result_as_stream(result) if stream else result
+
+    @staticmethod
+    def _json(response: httpx.Response, route_path: str) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise stream_error(route_path, f"the body is not JSON: {response.text[:200]!r}") from exc
+
+    def _relay(
+        self, target: CatalogModel, response: httpx.Response, route_path: str, usage_for: Any
+    ) -> Generator[LLMResultChunk, None, None]:
+        try:
+            yield from relay_stream(target, response, route_path, usage_for)
+        except InvokeError:
+            raise
+        except httpx.HTTPError as exc:
+            raise error_from_transport(response.request.method, response.request.url, exc) from exc
+        except Exception as exc:
+            raise to_invoke_error(exc) from exc
+        finally:
+            response.close()
+
+    def _usage_counter(self, target: CatalogModel, body: Mapping[str, Any], messages: Sequence[PromptMessage]) -> Any:
+        """Prices the gateway's token counts; estimates offline only the counts it did not send."""
+        started = getattr(self, "started_at", None) or time.perf_counter()
+
+        def usage_for(prompt_tokens: int | None, completion_tokens: int | None, text: str) -> LLMUsage:
+            if prompt_tokens is None:
+                chat = body.get("messages")
+                prompt_tokens = estimate_tokens(
+                    target, messages=chat if chat is not None else to_openai_messages(target, messages)
+                )
+            if completion_tokens is None:
+                completion_tokens = estimate_tokens(target, text=text)
+            return llm_usage(target, prompt_tokens, completion_tokens, time.perf_counter() - started)
+
+        return usage_for
+
+    def get_num_tokens(
+        self,
+        model: str,
+        credentials: dict,
+        prompt_messages: list[PromptMessage],
+        tools: list[PromptMessageTool] | None = None,
+    ) -> int:
+        """Counted offline with LiteLLM's bundled tokenizer; no request reaches the gateway."""
+        target = resolve_model("llm", model, credentials)
+        return estimate_tokens(target, messages=to_openai_messages(target, prompt_messages))
+
+    def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
+        """One real, minimal chat through the same route and auth the model will use."""
+        with checking_credentials(model):
+            self._invoke(model, dict(credentials), [UserPromptMessage(content="ping")], {"max_tokens": 5}, stream=False)

@@ -1,0 +1,63 @@
+"""Translates Dify rerank calls into the route's rerank dialect and the scores back into Dify documents.
+
+Scores reach Dify exactly as the gateway sent them: no min-max rescaling, so a single document
+keeps its real score instead of becoming 0. Each result is mapped back to Dify's own document by
+its index. `top_n` None or <= 0 means every document, and so does a `score_threshold` of None or 0:
+the plugin daemon turns Dify's null into 0 / 0.0 (dify-plugin-sdk.md, RerankModel), and a zero
+threshold must not drop the documents of a model that scores with raw, possibly negative logits.
+More documents than the model's `max_documents` go out in several requests and are ranked together.
+Request bodies and answers are translated in adapters/dialects/rerank.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dify_plugin.entities.model.rerank import RerankDocument, RerankResult
+from dify_plugin.interfaces.model.rerank_model import RerankModel
+
+from adapters.catalog.resolver import resolve_model
+from adapters.dialects.answers import bad_request
+from adapters.dialects.rerank import build_rerank_request, parse_rerank_answer
+from adapters.gateway.transport import session_for
+from adapters.models.base import GatewayModel, checking_credentials
+
+
+class AIGatewayRerankModel(GatewayModel, RerankModel):
+    def _invoke(
+        self,
+        model: str,
+        credentials: dict,
+        query: str,
+        docs: list[str],
+        score_threshold: float | None = None,
+        top_n: int | None = None,
+        user: str | None = None,
+    ) -> RerankResult:
+        # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
+        target = resolve_model("rerank", model, credentials)
+        if not docs:
+            raise bad_request(target, "there are no documents to rerank.")
+        if not query or not query.strip():
+            raise bad_request(target, "the query is empty.")
+        limit = top_n if top_n and top_n > 0 else None
+        session = session_for(credentials)
+        size = target.info.max_documents or len(docs)
+        scores: dict[int, float] = {}
+        for start in range(0, len(docs), size):
+            batch = docs[start : start + size]
+            body = build_rerank_request(target, query, batch, min(limit, len(batch)) if limit else None)
+            response = session.send(target.route, json=body, timeout=target.info.timeout)
+            answer = parse_rerank_answer(target, response, len(batch))
+            scores.update((start + index, score) for index, score in answer.items())
+        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+        if score_threshold:
+            ranked = [(index, score) for index, score in ranked if score >= score_threshold]
+        documents = [RerankDocument(index=index, text=docs[index], score=score) for index, score in ranked[:limit]]
+        return RerankResult(model=target.name, docs=documents)
+
+    def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
+        """Reranks one document through the same route and auth the model will use."""
+        with checking_credentials(model):
+            self._invoke(model, dict(credentials), "ping", ["ping"])

@@ -1,0 +1,83 @@
+"""Translates Dify speech-to-text calls into OpenAI multipart transcription requests on the gateway.
+
+The upload carries exactly the bytes Dify handed over, named and typed after the format their magic
+bytes show (adapters/dialects/audio.py); an unknown format, or one the model does not list, is refused
+before any request. LiteLLM's transcription config for the route's provider builds the form fields
+and reads the answer. `language` and `prompt` are sent only when the model declares it takes them
+(`supports_language` / `supports_prompt`) and the model credentials give a value; nothing is ever
+forced. The answer is asked for as `json` and its `text` returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from io import BytesIO
+from typing import IO, Any
+
+from dify_plugin.interfaces.model.speech2text_model import Speech2TextModel
+
+from adapters.catalog.loader import CatalogModel
+from adapters.catalog.resolver import resolve_model
+from adapters.dialects.answers import bad_request, route_path, unusable_answer
+from adapters.dialects.audio import KNOWN_FORMATS, silence_wav, sniff_audio_format
+from adapters.engine.litellm_facade import litellm
+from adapters.gateway.transport import session_for
+from adapters.models.base import GatewayModel, checking_credentials
+
+_MEGABYTE = 1024 * 1024
+
+
+def _read_all(file: IO[bytes]) -> bytes:
+    if file.seekable():
+        file.seek(0)
+    return file.read()
+
+
+def _options(target: CatalogModel, credentials: Mapping[str, Any]) -> dict[str, str]:
+    options = {"response_format": "json"}
+    for name, supported in (("language", target.info.supports_language), ("prompt", target.info.supports_prompt)):
+        value = str(credentials.get(name) or "").strip()
+        if supported and value:
+            options[name] = value
+    return options
+
+
+class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
+    def _invoke(self, model: str, credentials: dict, file: IO[bytes], user: str | None = None) -> str:
+        # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
+        target = resolve_model("speech2text", model, credentials)
+        info = target.info
+        audio = _read_all(file)
+        if not audio:
+            raise bad_request(target, "the audio file is empty.")
+        fmt = sniff_audio_format(audio[:64])
+        if fmt is None:
+            raise bad_request(target, f"the audio is not in a format this plugin recognises ({KNOWN_FORMATS}).")
+        if info.supported_file_extensions and fmt.extension not in info.supported_file_extensions:
+            accepted = ", ".join(info.supported_file_extensions)
+            raise bad_request(target, f"{fmt.extension} audio is not accepted by this model (it takes {accepted}).")
+        if info.file_upload_limit and len(audio) > info.file_upload_limit * _MEGABYTE:
+            size = len(audio) / _MEGABYTE
+            raise bad_request(
+                target, f"the audio is {size:.1f} MB; the model takes at most {info.file_upload_limit} MB."
+            )
+
+        engine = litellm()
+        config = engine.ProviderConfigManager.get_provider_audio_transcription_config(
+            target.gateway_model, engine.LlmProviders(target.route.litellm)
+        )
+        if config is None:
+            raise bad_request(target, f"route {target.route.name!r}: LiteLLM has no transcription translation for it.")
+        params = config.map_openai_params(_options(target, credentials), {}, target.gateway_model, drop_params=False)
+        upload = (f"audio.{fmt.extension}", audio, fmt.content_type)
+        fields = dict(config.transform_audio_transcription_request(target.gateway_model, upload, params, {}).data)
+        fields.pop("file")
+        session = session_for(credentials)
+        response = session.send(target.route, files={"file": upload}, data=fields, timeout=info.timeout)
+        with unusable_answer(route_path(response)):
+            return config.transform_audio_transcription_response(response).text or ""
+
+    def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
+        """Transcribes 0.1 s of silence through the same route and auth the model will use."""
+        with checking_credentials(model):
+            self._invoke(model, dict(credentials), BytesIO(silence_wav()))

@@ -1,0 +1,74 @@
+"""Translates Dify text-embedding calls into batched embedding requests on the gateway's routes.
+
+Texts go out in batches of the model's `max_chunks` (catalog, or the customizable model's
+credential), one request per batch through the consumer's session; the vectors come back in input
+order and the gateway's token counts are priced from the catalog. Request bodies and answers are
+translated in adapters/dialects/embedding.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from dify_plugin.entities.model import EmbeddingInputType
+from dify_plugin.entities.model.text_embedding import EmbeddingUsage, TextEmbeddingResult
+from dify_plugin.interfaces.model.text_embedding_model import TextEmbeddingModel
+
+from adapters.catalog.loader import CatalogModel
+from adapters.catalog.resolver import resolve_model
+from adapters.dialects.answers import bad_request
+from adapters.dialects.embedding import build_embedding_request, parse_embedding_answer
+from adapters.gateway.transport import session_for
+from adapters.models.base import GatewayModel, checking_credentials
+from adapters.models.usage import embedding_usage, estimate_tokens
+
+
+class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
+    def _invoke(
+        self,
+        model: str,
+        credentials: dict,
+        texts: list[str],
+        user: str | None = None,
+        input_type: EmbeddingInputType = EmbeddingInputType.DOCUMENT,
+    ) -> TextEmbeddingResult:
+        # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
+        target = resolve_model("text-embedding", model, credentials)
+        if not texts:
+            raise bad_request(target, "there are no texts to embed.")
+        empty = [i for i, text in enumerate(texts) if not text]
+        if empty:
+            raise bad_request(target, f"text(s) at position {empty[:10]} are empty; the gateway rejects empty input.")
+        session = session_for(credentials)
+        kind = EmbeddingInputType(input_type).value
+        size = target.info.max_chunks or 1
+        vectors: list[list[float]] = []
+        tokens = 0
+        for start in range(0, len(texts), size):
+            batch = texts[start : start + size]
+            body = build_embedding_request(target, batch, kind)
+            response = session.send(target.route, json=body, timeout=target.info.timeout)
+            answer = parse_embedding_answer(target, response, len(batch))
+            vectors += answer.vectors
+            # The gateway's count is preferred; a batch it did not count is counted offline.
+            tokens += answer.tokens if answer.tokens is not None else sum(self._count(target, batch))
+        return TextEmbeddingResult(model=target.name, embeddings=vectors, usage=self._usage(target, tokens))
+
+    def _usage(self, target: CatalogModel, tokens: int) -> EmbeddingUsage:
+        started = getattr(self, "started_at", None) or time.perf_counter()
+        return embedding_usage(target, tokens, time.perf_counter() - started)
+
+    @staticmethod
+    def _count(target: CatalogModel, texts: list[str]) -> list[int]:
+        return [estimate_tokens(target, text=text) for text in texts]
+
+    def get_num_tokens(self, model: str, credentials: dict, texts: list[str]) -> list[int]:
+        """Counted offline with LiteLLM's bundled tokenizer; no request reaches the gateway."""
+        return self._count(resolve_model("text-embedding", model, credentials), texts)
+
+    def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
+        """Embeds one short text through the same route and auth the model will use."""
+        with checking_credentials(model):
+            self._invoke(model, dict(credentials), ["ping"])

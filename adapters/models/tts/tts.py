@@ -1,0 +1,102 @@
+"""Translates Dify text-to-speech calls into speech requests on the gateway's routes, streaming the audio back.
+
+Long text is split at sentence ends into pieces of at most the model's `word_limit` characters,
+synthesized up to `max_workers` at a time and delivered in order. Audio goes to Dify in chunks of at
+most 1 MiB (the daemon's 5 MiB line limit, with the SDK's hex encoding doubling each chunk). WAV
+pieces are joined under one header before they are sent; other formats stream piece by piece.
+Request bodies, answers and the audio download are in adapters/dialects/speech.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from dify_plugin.interfaces.model.tts_model import TTSModel
+
+from adapters.catalog.loader import CatalogModel
+from adapters.catalog.resolver import resolve_model
+from adapters.dialects.answers import bad_request
+from adapters.dialects.audio import WAV, daemon_chunks, join_wav, sniff_audio_format
+from adapters.dialects.speech import build_speech_request, speech_audio
+from adapters.gateway.transport import GatewaySession, session_for
+from adapters.models.base import GatewayModel, checking_credentials
+
+# Sentence ends in Latin and CJK text, and line breaks.
+_SENTENCE_END = r"[。．.!?！？;；…\n]"
+_DEFAULT_WORD_LIMIT = 500
+
+
+def pick_voice(model: CatalogModel, requested: str | None) -> str:
+    """The requested voice if the model has it, else the model's default voice."""
+    known = [v.mode for v in model.info.voices]
+    if requested and (not known or requested in known):
+        return requested
+    fallback = model.info.default_voice or (known[0] if known else None)
+    if not fallback:
+        raise bad_request(model, "no voice was chosen and the model declares none.")
+    return fallback
+
+
+class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
+    def _invoke(
+        self,
+        model: str,
+        tenant_id: str,
+        credentials: dict,
+        content_text: str,
+        voice: str,
+        user: str | None = None,
+    ) -> Generator[bytes, None, None]:
+        # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
+        target = resolve_model("tts", model, credentials)
+        limit = target.info.word_limit or _DEFAULT_WORD_LIMIT
+        pieces = [
+            piece.strip()
+            for piece in self._split_text_into_sentences(content_text or "", max_length=limit, pattern=_SENTENCE_END)
+            if piece.strip()
+        ]
+        if not pieces:
+            raise bad_request(target, "there is no text to speak.")
+        chosen = pick_voice(target, voice)
+        session = session_for(credentials)
+        return self._stream(target, session, pieces, chosen)
+
+    def _stream(
+        self, target: CatalogModel, session: GatewaySession, pieces: list[str], voice: str
+    ) -> Generator[bytes, None, None]:
+        wav_pieces: list[bytes] = []
+        for audio in self._synthesize_in_order(target, session, pieces, voice):
+            if len(pieces) > 1 and sniff_audio_format(audio[:64]) == WAV:
+                wav_pieces.append(audio)
+            else:
+                yield from daemon_chunks(audio)
+        if wav_pieces:
+            yield from daemon_chunks(join_wav(wav_pieces))
+
+    @staticmethod
+    def _synthesize_in_order(
+        target: CatalogModel, session: GatewaySession, pieces: list[str], voice: str
+    ) -> Iterator[bytes]:
+        def synthesize(text: str) -> bytes:
+            body = build_speech_request(target, text, voice)
+            response = session.send(target.route, json=body, timeout=target.info.timeout)
+            return speech_audio(target, session, response)
+
+        workers = min(target.info.max_workers or 1, len(pieces))
+        if workers == 1:
+            yield from map(synthesize, pieces)
+            return
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aigw-tts")
+        try:
+            yield from pool.map(synthesize, pieces)
+        finally:
+            # A failed piece or an abandoned stream leaves nothing running behind it.
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
+        """Synthesizes one short word through the same route and auth the model will use."""
+        with checking_credentials(model):
+            for _ in self._invoke(model, "", dict(credentials), "Hello.", ""):
+                pass
