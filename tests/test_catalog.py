@@ -79,7 +79,7 @@ def test_prices_reach_dify_per_million_tokens_with_their_currency() -> None:
     ("change", "expected"),
     [
         (lambda m: m[0].update(colour="blue"), "field 'colour': unknown key"),
-        (lambda m: m[0]["model_info"].update(max_input_tokens="lots"), "field 'model_info.max_input_tokens'"),
+        (lambda m: m[0]["model_info"].update(context_size="lots"), "field 'model_info.context_size'"),
         (lambda m: m[0].update(route="no-such-route"), "field 'route': unknown route preset"),
         (lambda m: m.append(dict(m[0])), "field 'model_name': duplicate model id"),
         (lambda m: m[0]["model_info"].update(supports_vision="yes"), "expected true or false"),

@@ -73,7 +73,7 @@ def test_tools_are_refused_for_a_model_without_function_calling() -> None:
 def test_a_backend_that_cannot_stream_tool_calls_gets_a_blocking_request() -> None:
     from dify_plugin.entities.model.message import PromptMessageTool
 
-    model = dataclasses.replace(QWEN_MAX, info=dataclasses.replace(QWEN_MAX.info, supports_native_streaming=False))
+    model = dataclasses.replace(QWEN_MAX, info=dataclasses.replace(QWEN_MAX.info, streams_tool_calls=False))
     tool = PromptMessageTool(name="f", description="d", parameters={})
     request = build_chat_request(model, CATALOG, [UserPromptMessage(content="hi")], {}, [tool], None, True)
     assert request.stream is False and "stream" not in request.body

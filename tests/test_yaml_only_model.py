@@ -21,7 +21,7 @@ NEW_MODEL = {
     "gateway_model": "meta-llama/Llama-3.3-70B-Instruct",
     "model_info": {
         "mode": "chat",
-        "max_input_tokens": 65536,
+        "context_size": 65536,
         "max_output_tokens": 4096,
         "supports_function_calling": True,
         "input_cost_per_token": "0.000001",

@@ -96,11 +96,11 @@ def _properties(model: CatalogModel) -> dict[str, Any]:
     info = model.info
     match model.model_type:
         case "llm":
-            return {"mode": info.mode, "context_size": info.max_input_tokens or 4096}
+            return {"mode": info.mode, "context_size": info.context_size or 4096}
         case "text-embedding":
-            return {"context_size": info.max_input_tokens or 512, "max_chunks": info.max_chunks or 1}
+            return {"context_size": info.context_size or 512, "max_chunks": info.max_chunks or 1}
         case "rerank":
-            return {"context_size": info.max_input_tokens or 4096}
+            return {"context_size": info.context_size or 4096}
         case "speech2text":
             props: dict[str, Any] = {"file_upload_limit": info.file_upload_limit or 25}
             if info.supported_file_extensions:
@@ -236,7 +236,7 @@ def catalog_table(catalog: Catalog) -> str:
             price += f" / {_decimal_text(out * 1_000_000)}" if out is not None else ""
             price += f" {info.currency}"
         sent = model.gateway_model if model.gateway_model != model.name else ""
-        context = f"{info.max_input_tokens:,}" if info.max_input_tokens else ""
+        context = f"{info.context_size:,}" if info.context_size else ""
         rows.append(
             f"| {model.name} | {model.model_type} | {model.route.name} | {sent} | {context} | "
             f"{', '.join(features)} | {price} |"

@@ -76,7 +76,8 @@ class ModelInfo:
     """What a model can do and costs, in LiteLLM's `model_info` words (plus a few Dify needs)."""
 
     mode: str
-    max_input_tokens: int | None = None
+    # Dify's context_size: the context window (LiteLLM's max_input_tokens is the input cap alone).
+    context_size: int | None = None
     max_output_tokens: int | None = None
     supports_function_calling: bool = False
     supports_parallel_function_calling: bool = False
@@ -87,7 +88,9 @@ class ModelInfo:
     supports_pdf_input: bool = False
     supports_response_schema: bool = False
     supports_reasoning: bool = False
-    supports_native_streaming: bool = True
+    # The upstream can stream an answer that calls tools; when false, calls with tools are sent
+    # unstreamed and relayed as a stream.
+    streams_tool_calls: bool = True
     # The upstream answers only streamed requests (DashScope's QwQ and open Qwen3 models reject others
     # with "This model only support stream mode"): blocking calls are streamed and collected.
     stream_only: bool = False

@@ -84,14 +84,14 @@ def _llm_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
     priced = input_cost is not None or output_cost is not None
     return ModelInfo(
         mode=mode,
-        max_input_tokens=positive_int(credentials, "context_size", 4096),
+        context_size=positive_int(credentials, "context_size", 4096),
         max_output_tokens=positive_int(credentials, "max_tokens_to_sample", 4096),
         supports_function_calling=chat and tools != "no_call",
         supports_parallel_function_calling=chat and tools != "no_call",
         supports_vision=chat and _text(credentials, "vision_support") == "support",
         supports_response_schema=chat and _text(credentials, "structured_output_support") == "supported",
         supports_reasoning=chat and thinking != "not_supported",
-        supports_native_streaming=_text(credentials, "stream_function_calling") != "not_supported",
+        streams_tool_calls=_text(credentials, "stream_function_calling") != "not_supported",
         # Thinking-only models (QwQ and the like) are served as streams only on DashScope.
         stream_only=chat and thinking == "only_thinking_supported",
         extra_params=(thinking_param,) if chat and thinking == "supported" else (),
@@ -117,7 +117,7 @@ def _embedding_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
     input_type = _choice(credentials, "supports_input_type", ("supported", "not_supported"), "not_supported")
     return ModelInfo(
         mode="embedding",
-        max_input_tokens=positive_int(credentials, "context_size", 8192),
+        context_size=positive_int(credentials, "context_size", 8192),
         max_chunks=positive_int(credentials, "max_chunks", 10),
         output_vector_size=size,
         dimensions=(size,) if size else (),
@@ -128,7 +128,7 @@ def _embedding_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
 
 def _rerank_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
     return ModelInfo(
-        mode="rerank", max_input_tokens=positive_int(credentials, "context_size", 4096), **_priced(credentials)
+        mode="rerank", context_size=positive_int(credentials, "context_size", 4096), **_priced(credentials)
     )
 
 

@@ -171,7 +171,7 @@ def build_chat_request(
 ) -> ChatRequest:
     """The body for the model's route, and whether the gateway streams it."""
     # A backend that cannot stream tool calls is asked for one complete answer, relayed as a stream.
-    wire_stream = stream and not (tools and not model.info.supports_native_streaming)
+    wire_stream = stream and not (tools and not model.info.streams_tool_calls)
     openai_params: dict[str, Any] = {k: parameters[k] for k in _STANDARD if parameters.get(k) is not None}
     if stop:
         openai_params["stop"] = list(stop)
