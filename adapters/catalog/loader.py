@@ -81,7 +81,6 @@ class ModelInfo:
     max_output_tokens: int | None = None
     supports_function_calling: bool = False
     supports_parallel_function_calling: bool = False
-    supports_tool_choice: bool = False
     supports_vision: bool = False
     supports_video_input: bool = False
     supports_audio_input: bool = False
@@ -97,9 +96,6 @@ class ModelInfo:
     extra_params: tuple[str, ...] = ()
     input_cost_per_token: Decimal | None = None
     output_cost_per_token: Decimal | None = None
-    input_cost_per_query: Decimal | None = None
-    input_cost_per_second: Decimal | None = None
-    input_cost_per_character: Decimal | None = None
     currency: str | None = None
     # text embedding
     max_chunks: int | None = None
@@ -119,8 +115,6 @@ class ModelInfo:
     audio_type: str | None = None
     word_limit: int | None = None
     max_workers: int | None = None
-    # per-model request timeout in seconds; None means Dify's MAX_REQUEST_TIMEOUT
-    timeout: float | None = None
 
     @property
     def model_type(self) -> str:

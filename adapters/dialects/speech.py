@@ -58,7 +58,7 @@ def speech_audio(model: CatalogModel, session: GatewaySession, response: httpx.R
         audio = required_field(json_answer(response), "output", "audio", path=path)
         url, data = (audio.get("url"), audio.get("data")) if isinstance(audio, dict) else (None, None)
         if isinstance(url, str) and url:
-            return fetch_audio(session, url, model.info.timeout, path)
+            return fetch_audio(session, url, path)
         if isinstance(data, str) and data:
             with unusable_answer(path):
                 return base64.b64decode(data, validate=True)
@@ -75,7 +75,7 @@ def _origin(url: httpx.URL) -> tuple[str, str, int]:
     return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 0)
 
 
-def fetch_audio(session: GatewaySession, url: str, timeout: float | None, path: str) -> bytes:
+def fetch_audio(session: GatewaySession, url: str, path: str) -> bytes:
     """GET the synthesized audio; with the consumer's auth only on the gateway's own origin."""
     try:
         target = httpx.URL(url)
@@ -85,7 +85,7 @@ def fetch_audio(session: GatewaySession, url: str, timeout: float | None, path: 
         raise stream_error(path, f"output.audio.url is not an http(s) URL (scheme {target.scheme!r})")
     if target.scheme == "http" and target.host.endswith(".aliyuncs.com"):
         target = target.copy_with(scheme="https")
-    request = session.client.build_request("GET", target, timeout=session.endpoint.timeout(timeout))
+    request = session.client.build_request("GET", target, timeout=session.endpoint.timeout())
     if _origin(target) == _origin(httpx.URL(session.endpoint.base_url)):
         return session.send_request(request).content  # the gateway's auth and error mapping
     where = f"{target.scheme}://{target.host}{target.path}"

@@ -57,9 +57,8 @@ class Endpoint:
     def url(self, route: Route) -> str:
         return self.base_url + route.path
 
-    def timeout(self, override: float | None = None) -> httpx.Timeout:
-        read = override or self.read_timeout
-        return httpx.Timeout(read, connect=min(CONNECT_TIMEOUT, read))
+    def timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.read_timeout, connect=min(CONNECT_TIMEOUT, self.read_timeout))
 
 
 def endpoint_from_credentials(credentials: Mapping[str, Any]) -> Endpoint:

@@ -78,7 +78,6 @@ class GatewaySession:
         files: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | None = None,
         stream: bool = False,
-        timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """POST to a route; returns a 2xx response (open when `stream`) or raises a mapped InvokeError."""
@@ -89,7 +88,7 @@ class GatewaySession:
             files=files,
             data=data,
             headers=headers,
-            timeout=self.endpoint.timeout(timeout),
+            timeout=self.endpoint.timeout(),
         )
         return self.send_request(request, stream=stream)
 

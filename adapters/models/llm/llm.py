@@ -46,7 +46,7 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
             target, default_catalog(), prompt_messages, model_parameters, tools, stop, wire_stream
         )
         session = session_for(credentials)
-        response = session.send(target.route, json=request.body, stream=request.stream, timeout=target.info.timeout)
+        response = session.send(target.route, json=request.body, stream=request.stream)
         route_path = response.request.url.path
         usage_for = self._usage_counter(target, request.body, prompt_messages)
         if request.stream and response.headers.get("content-type", "").startswith("text/event-stream"):

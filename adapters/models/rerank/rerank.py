@@ -48,7 +48,7 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
         for start in range(0, len(docs), size):
             batch = docs[start : start + size]
             body = build_rerank_request(target, query, batch, min(limit, len(batch)) if limit else None)
-            response = session.send(target.route, json=body, timeout=target.info.timeout)
+            response = session.send(target.route, json=body)
             answer = parse_rerank_answer(target, response, len(batch))
             scores.update((start + index, score) for index, score in answer.items())
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))

@@ -73,7 +73,7 @@ class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
         fields = dict(config.transform_audio_transcription_request(target.gateway_model, upload, params, {}).data)
         fields.pop("file")
         session = session_for(credentials)
-        response = session.send(target.route, files={"file": upload}, data=fields, timeout=info.timeout)
+        response = session.send(target.route, files={"file": upload}, data=fields)
         with unusable_answer(route_path(response)):
             return config.transform_audio_transcription_response(response).text or ""
 

@@ -49,7 +49,7 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
         for start in range(0, len(texts), size):
             batch = texts[start : start + size]
             body = build_embedding_request(target, batch, kind)
-            response = session.send(target.route, json=body, timeout=target.info.timeout)
+            response = session.send(target.route, json=body)
             answer = parse_embedding_answer(target, response, len(batch))
             vectors += answer.vectors
             # The gateway's count is preferred; a batch it did not count is counted offline.

@@ -81,7 +81,7 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
     ) -> Iterator[bytes]:
         def synthesize(text: str) -> bytes:
             body = build_speech_request(target, text, voice)
-            response = session.send(target.route, json=body, timeout=target.info.timeout)
+            response = session.send(target.route, json=body)
             return speech_audio(target, session, response)
 
         workers = min(target.info.max_workers or 1, len(pieces))
