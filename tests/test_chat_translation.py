@@ -19,6 +19,7 @@ from dify_plugin.errors.model import InvokeBadRequestError
 from adapters.catalog.loader import default_catalog
 from adapters.dialects.chat_request import build_chat_request, to_openai_messages
 from adapters.dialects.chat_response import BLOCK_MARK, ThinkingWrapper, ToolCallAssembler, deny_text, relay_stream
+from adapters.engine.litellm_facade import ToolCallPart
 from adapters.models.usage import estimate_tokens, llm_usage
 
 CATALOG = default_catalog()
@@ -97,17 +98,11 @@ def test_thinking_wrapper_closes_when_the_answer_starts_or_the_stream_ends() -> 
     assert unfinished.close() == "\n</think>"
 
 
-class _Fragment:
-    def __init__(self, index, id=None, name=None, arguments=None) -> None:
-        self.index, self.id = index, id
-        self.function = type("F", (), {"name": name, "arguments": arguments})()
-
-
 def test_tool_call_fragments_are_assembled_per_index_without_repeating_names() -> None:
     tools = ToolCallAssembler()
-    tools.add([_Fragment(0, "call_a", "search", ""), _Fragment(1, "call_b", "lookup", '{"id"')])
-    tools.add([_Fragment(0, None, "search", '{"q":'), _Fragment(1, None, None, ": 7}")])
-    tools.add([_Fragment(0, None, None, '"tea"}')])
+    tools.add((ToolCallPart(0, "call_a", "search", ""), ToolCallPart(1, "call_b", "lookup", '{"id"')))
+    tools.add((ToolCallPart(0, None, "search", '{"q":'), ToolCallPart(1, None, None, ": 7}")))
+    tools.add((ToolCallPart(0, None, None, '"tea"}'),))
     calls = tools.complete()
     assert [(c.id, c.function.name, json.loads(c.function.arguments)) for c in calls] == [
         ("call_a", "search", {"q": "tea"}),

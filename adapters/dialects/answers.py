@@ -20,16 +20,6 @@ from adapters.catalog.loader import CatalogModel
 from adapters.gateway.errors import stream_error
 
 
-class QuietLogging:
-    """The logging object LiteLLM's transform_*_response methods expect; it records nothing."""
-
-    def post_call(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-QUIET_LOGGING = QuietLogging()
-
-
 def bad_request(model: CatalogModel, problem: str) -> InvokeBadRequestError:
     """Bad invocation input, raised before any request is sent."""
     return InvokeBadRequestError(f"Model {model.name!r}: {problem}")

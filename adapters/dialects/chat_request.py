@@ -30,7 +30,7 @@ from dify_plugin.entities.model.message import (
 
 from adapters.catalog.loader import Catalog, CatalogModel
 from adapters.dialects.answers import bad_request
-from adapters.engine.litellm_facade import litellm
+from adapters.engine.litellm_facade import chat_request_body, text_completion_request_body
 
 _THINK_BLOCK = re.compile(r"^\s*<think>.*?</think>\s*", re.S)
 # Dify parameter → OpenAI field handled by LiteLLM's parameter mapping.
@@ -185,16 +185,17 @@ def build_chat_request(
     if response_format := _response_format(model, parameters):
         openai_params["response_format"] = response_format
 
-    engine = litellm()
-    provider = engine.LlmProviders(model.route.litellm)
     if model.info.mode == "completion":
-        config = engine.OpenAITextCompletionConfig()
-        mapped = config.map_openai_params(openai_params, {}, model.gateway_model, drop_params=False)
-        body = {"model": model.gateway_model, "prompt": _prompt_text(messages), **mapped}
+        body = text_completion_request_body(
+            model=model.gateway_model, prompt=_prompt_text(messages), params=openai_params
+        )
     else:
-        config = engine.ProviderConfigManager.get_provider_chat_config(model.gateway_model, provider)
-        mapped = config.map_openai_params(openai_params, {}, model.gateway_model, drop_params=False)
-        body = config.transform_request(model.gateway_model, to_openai_messages(model, messages), mapped, {}, {})
+        body = chat_request_body(
+            provider=model.route.litellm,
+            model=model.gateway_model,
+            messages=to_openai_messages(model, messages),
+            params=openai_params,
+        )
     for name in model.info.extra_params:
         if parameters.get(name) is not None:
             _set_path(body, catalog.parameters[name].send_as, parameters[name])

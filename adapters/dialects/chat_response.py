@@ -18,7 +18,14 @@ from dify_plugin.entities.model.llm import LLMResult, LLMResultChunk, LLMResultC
 from dify_plugin.entities.model.message import AssistantPromptMessage
 
 from adapters.catalog.loader import CatalogModel
-from adapters.engine.litellm_facade import litellm
+from adapters.engine.litellm_facade import (
+    ChatTurn,
+    ToolCallPart,
+    parse_chat_answer,
+    parse_chat_chunk,
+    parse_text_completion_answer,
+    parse_text_completion_chunk,
+)
 from adapters.gateway.errors import error_from_event, stream_error
 from adapters.gateway.sse import iter_events
 
@@ -73,16 +80,14 @@ class ToolCallAssembler:
     def __init__(self) -> None:
         self._calls: dict[int, dict[str, str]] = {}
 
-    def add(self, fragments: list[Any]) -> None:
+    def add(self, fragments: tuple[ToolCallPart, ...]) -> None:
         for position, fragment in enumerate(fragments):
             index = fragment.index if fragment.index is not None else position
             call = self._calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
             call["id"] = call["id"] or (fragment.id or "")
-            function = fragment.function
-            if function is not None:
-                # Some backends repeat the name in every fragment; it is set once, never concatenated.
-                call["name"] = call["name"] or (function.name or "")
-                call["arguments"] += function.arguments or ""
+            # Some backends repeat the name in every fragment; it is set once, never concatenated.
+            call["name"] = call["name"] or (fragment.name or "")
+            call["arguments"] += fragment.arguments or ""
 
     def complete(self) -> list[ToolCall]:
         return [
@@ -95,43 +100,36 @@ class ToolCallAssembler:
         ]
 
 
-def _tool_calls(message: Any) -> list[ToolCall]:
+def _tool_calls(turn: ChatTurn) -> list[ToolCall]:
     return [
         ToolCall(
             id=c.id or f"call_{i}",
             type="function",
-            function=ToolCall.ToolCallFunction(name=c.function.name or "", arguments=c.function.arguments or "{}"),
+            function=ToolCall.ToolCallFunction(name=c.name or "", arguments=c.arguments or "{}"),
         )
-        for i, c in enumerate(getattr(message, "tool_calls", None) or [])
+        for i, c in enumerate(turn.tool_calls)
     ]
 
 
-def parse_blocking(model: CatalogModel, data: dict[str, Any]) -> Any:
-    """The gateway's JSON answer as LiteLLM's ModelResponse."""
-    engine = litellm()
+def parse_blocking(model: CatalogModel, data: dict[str, Any]) -> ChatTurn:
     if model.info.mode == "completion":
-        return engine.OpenAITextCompletionConfig().convert_to_chat_model_response_object(data, engine.ModelResponse())
-    from litellm.litellm_core_utils.llm_response_utils.convert_dict_to_response import (
-        convert_to_model_response_object,
-    )
-
-    return convert_to_model_response_object(response_object=data, model_response_object=engine.ModelResponse())
+        return parse_text_completion_answer(data=data)
+    return parse_chat_answer(data=data)
 
 
 def blocking_result(model: CatalogModel, data: dict[str, Any], route_path: str, usage_for: UsageFn) -> LLMResult:
     if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
         raise stream_error(route_path, f"the answer has no choices: {json.dumps(data)[:300]}")
-    response = parse_blocking(model, data)
-    message = response.choices[0].message
-    content = message.content or ""
+    turn = parse_blocking(model, data)
+    content = turn.content or ""
     if data.get("model") == SECURITY_GUARD_MODEL:
         content = deny_text(content)
-    elif reasoning := getattr(message, "reasoning_content", None):
-        content = f"<think>\n{reasoning}\n</think>{content}"
+    elif turn.reasoning:
+        content = f"<think>\n{turn.reasoning}\n</think>{content}"
     usage = data.get("usage") or {}
     return LLMResult(
         model=model.name,
-        message=AssistantPromptMessage(content=content, tool_calls=_tool_calls(message)),
+        message=AssistantPromptMessage(content=content, tool_calls=_tool_calls(turn)),
         usage=usage_for(usage.get("prompt_tokens"), usage.get("completion_tokens"), content),
         system_fingerprint=data.get("system_fingerprint"),
     )
@@ -160,49 +158,11 @@ def collect_stream(model: CatalogModel, chunks: Iterator[LLMResultChunk]) -> LLM
     )
 
 
-def _completion_chunk(data: dict[str, Any]) -> dict[str, Any]:
-    """A legacy /completions stream event in the chat-chunk shape LiteLLM's chunk parser reads."""
-    choices = [
-        {"index": c.get("index", 0), "delta": {"content": c.get("text")}, "finish_reason": c.get("finish_reason")}
-        for c in data.get("choices") or []
-    ]
-    return {**data, "choices": choices}
-
-
-_PLAIN_DELTA_KEYS = frozenset({"content", "role"})
-
-
-def _plain_text_delta(data: dict[str, Any]) -> str | None:
-    """The text of a chunk that carries only answer text, else None (LiteLLM's parser handles it).
-
-    Performance: most chunks of a stream are exactly this, and LiteLLM's chunk_parser builds and
-    validates a pydantic ModelResponseStream for each (~14 us, a fifth of the plugin's CPU per
-    chunk). Anything else (reasoning, tool calls, finish reason, usage, a security block, an
-    unusual field) still goes through LiteLLM.
-    """
-    choices = data.get("choices")
-    if not isinstance(choices, list) or len(choices) != 1 or "usage" in data:
-        return None
-    choice = choices[0]
-    if not isinstance(choice, dict) or choice.get("finish_reason") is not None:
-        return None
-    delta = choice.get("delta")
-    if not isinstance(delta, dict) or not delta.keys() <= _PLAIN_DELTA_KEYS:
-        return None
-    text = delta.get("content")
-    if not isinstance(text, str) or not text or data.get("model") == SECURITY_GUARD_MODEL:
-        return None
-    return text
-
-
 def relay_stream(
     model: CatalogModel, response: httpx.Response, route_path: str, usage_for: UsageFn
 ) -> Iterator[LLMResultChunk]:
     """Dify chunks from an SSE answer; the caller maps errors and closes the response."""
-    from litellm.llms.openai.chat.gpt_transformation import OpenAIChatCompletionStreamingHandler
-
-    parse = OpenAIChatCompletionStreamingHandler(streaming_response=None, sync_stream=True).chunk_parser
-    completion = model.info.mode == "completion"
+    parse = parse_text_completion_chunk if model.info.mode == "completion" else parse_chat_chunk
     thinking, tools = ThinkingWrapper(), ToolCallAssembler()
     produced: list[str] = []
     usage: dict[str, Any] | None = None
@@ -211,34 +171,24 @@ def relay_stream(
     for data in iter_events(response, route_path):
         if "error" in data:
             raise error_from_event(route_path, data)
-        if not completion and (text := _plain_text_delta(data)) is not None:
-            # The common chunk: answer text only. Nothing for LiteLLM's parser to translate.
-            text = thinking.feed(None, text)
+        if data.get("usage"):
+            usage = data["usage"]
+        turn = parse(data=data)
+        if turn is None:
+            continue
+        if turn.content and data.get("model") == SECURITY_GUARD_MODEL:
+            text = thinking.close() + ("\n\n" if produced else "") + deny_text(turn.content)
+        else:
+            text = thinking.feed(turn.reasoning, turn.content)
+        if turn.tool_calls:
+            tools.add(turn.tool_calls)
+        finish_reason = turn.finish_reason or finish_reason
+        if text:
             produced.append(text)
             yield LLMResultChunk(
                 model=model.name, delta=LLMResultChunkDelta(index=index, message=AssistantPromptMessage(content=text))
             )
             index += 1
-            continue
-        chunk = parse(_completion_chunk(data) if completion else data)
-        if data.get("usage"):
-            usage = data["usage"]
-        for choice in chunk.choices[:1]:
-            delta = choice.delta
-            if data.get("model") == SECURITY_GUARD_MODEL and delta.content:
-                text = thinking.close() + ("\n\n" if produced else "") + deny_text(delta.content)
-            else:
-                text = thinking.feed(getattr(delta, "reasoning_content", None), delta.content)
-            if delta.tool_calls:
-                tools.add(delta.tool_calls)
-            finish_reason = choice.finish_reason or finish_reason
-            if text:
-                produced.append(text)
-                yield LLMResultChunk(
-                    model=model.name,
-                    delta=LLMResultChunkDelta(index=index, message=AssistantPromptMessage(content=text)),
-                )
-                index += 1
     tail = thinking.close()
     usage = usage or {}
     yield LLMResultChunk(

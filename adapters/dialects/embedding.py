@@ -32,16 +32,8 @@ from typing import Any
 import httpx
 
 from adapters.catalog.loader import CatalogModel
-from adapters.dialects.answers import (
-    QUIET_LOGGING,
-    bad_request,
-    by_index,
-    json_answer,
-    required_field,
-    route_path,
-    unusable_answer,
-)
-from adapters.engine.litellm_facade import litellm
+from adapters.dialects.answers import bad_request, by_index, json_answer, required_field, route_path, unusable_answer
+from adapters.engine import litellm_facade
 from adapters.gateway.errors import stream_error
 
 
@@ -49,16 +41,6 @@ from adapters.gateway.errors import stream_error
 class EmbeddingBatch:
     vectors: list[list[float]]
     tokens: int | None  # as the gateway counted them; None when it sent no usage
-
-
-def _provider_config(model: CatalogModel) -> Any:
-    engine = litellm()
-    config = engine.ProviderConfigManager.get_provider_embedding_config(
-        model.gateway_model, engine.LlmProviders(model.route.litellm)
-    )
-    if config is None:
-        raise bad_request(model, f"route {model.route.name!r}: LiteLLM has no embedding translation for it.")
-    return config
 
 
 def _dimension(model: CatalogModel) -> int | None:
@@ -78,10 +60,12 @@ def build_embedding_request(model: CatalogModel, texts: Sequence[str], input_typ
             body: dict[str, Any] = {"model": model.gateway_model, "input": {"texts": list(texts)}}
             return {**body, "parameters": parameters} if parameters else body
         case "openai":
-            config = _provider_config(model)
-            wanted = {"dimensions": dimension} if dimension else {}
-            params = config.map_openai_params(wanted, {}, model.gateway_model, drop_params=False)
-            body = config.transform_embedding_request(model.gateway_model, list(texts), params, {})
+            try:
+                body = litellm_facade.embedding_request_body(
+                    provider=model.route.litellm, model=model.gateway_model, texts=texts, dimensions=dimension
+                )
+            except litellm_facade.NoTranslationError as exc:
+                raise bad_request(model, f"route {model.route.name!r}: {exc}.") from exc
             if info.supports_input_type:
                 body["input_type"] = input_type
             return body
@@ -113,17 +97,15 @@ def parse_embedding_answer(model: CatalogModel, response: httpx.Response, count:
         tokens = (data.get("usage") or {}).get("total_tokens")
     else:
         with unusable_answer(path):
-            parsed = _provider_config(model).transform_embedding_response(
-                model.gateway_model, response, litellm().EmbeddingResponse(), QUIET_LOGGING, None, {}, {}, {}
+            parsed = litellm_facade.parse_embedding_answer(
+                provider=model.route.litellm, model=model.gateway_model, response=response
             )
-            pairs = [(item["index"], item["embedding"]) for item in parsed.data]
-        usage = parsed.usage
-        # LiteLLM fills absent usage with zeros; a zero count for real texts means "not sent".
-        tokens = (usage.prompt_tokens or usage.total_tokens) if usage is not None else None
+        pairs, tokens = parsed.indexed, parsed.tokens
     found = by_index(pairs, count, path, "embedding", complete=True)
     vectors = [_vector(found[i], path) for i in range(count)]
     dimension = _dimension(model)
     if dimension and any(len(v) != dimension for v in vectors):
         sizes = sorted({len(v) for v in vectors})
         raise stream_error(path, f"{dimension} dimensions were asked for, the vectors have {sizes}")
+    # LiteLLM fills absent usage with zeros; a zero count for real texts means "not sent".
     return EmbeddingBatch(vectors, tokens if isinstance(tokens, int) and tokens > 0 else None)

@@ -22,26 +22,11 @@ from typing import Any
 import httpx
 
 from adapters.catalog.loader import CatalogModel
-from adapters.dialects.answers import (
-    QUIET_LOGGING,
-    bad_request,
-    by_index,
-    json_answer,
-    required_field,
-    route_path,
-    unusable_answer,
-)
-from adapters.engine.litellm_facade import litellm
+from adapters.dialects.answers import bad_request, by_index, json_answer, required_field, route_path, unusable_answer
+from adapters.engine import litellm_facade
 from adapters.gateway.errors import stream_error
 
 _LITELLM_DIALECTS = ("cohere", "dashscope-compatible")
-
-
-def _provider_config(model: CatalogModel) -> Any:
-    engine = litellm()
-    return engine.ProviderConfigManager.get_provider_rerank_config(
-        model.gateway_model, engine.LlmProviders(model.route.litellm), None, []
-    )
 
 
 def build_rerank_request(model: CatalogModel, query: str, documents: Sequence[str], top_n: int | None) -> dict:
@@ -50,17 +35,9 @@ def build_rerank_request(model: CatalogModel, query: str, documents: Sequence[st
         body: dict[str, Any] = {"model": model.gateway_model, "input": {"query": query, "documents": list(documents)}}
         return {**body, "parameters": {"top_n": top_n}} if top_n else body
     if model.route.dialect in _LITELLM_DIALECTS:
-        config = _provider_config(model)
-        params = config.map_cohere_rerank_params(
-            non_default_params={},
-            model=model.gateway_model,
-            drop_params=False,
-            query=query,
-            documents=list(documents),
-            top_n=top_n,
-            return_documents=None,
+        return litellm_facade.rerank_request_body(
+            provider=model.route.litellm, model=model.gateway_model, query=query, documents=documents, top_n=top_n
         )
-        return config.transform_rerank_request(model.gateway_model, params, {})
     raise bad_request(model, f"route {model.route.name!r} has dialect {model.route.dialect!r}, not a rerank one.")
 
 
@@ -73,10 +50,9 @@ def parse_rerank_answer(model: CatalogModel, response: httpx.Response, count: in
             pairs = [(r["index"], r["relevance_score"]) for r in results]
     else:
         with unusable_answer(path):
-            parsed = _provider_config(model).transform_rerank_response(
-                model.gateway_model, response, litellm().RerankResponse(), QUIET_LOGGING
+            pairs = litellm_facade.parse_rerank_answer(
+                provider=model.route.litellm, model=model.gateway_model, response=response
             )
-            pairs = [(r["index"], r["relevance_score"]) for r in parsed.results or []]
     scores = by_index(pairs, count, path, "rerank result", complete=False)
     for score in scores.values():
         if isinstance(score, bool) or not isinstance(score, int | float):

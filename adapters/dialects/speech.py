@@ -28,7 +28,7 @@ from dify_plugin.errors.model import InvokeConnectionError
 
 from adapters.catalog.loader import CatalogModel
 from adapters.dialects.answers import bad_request, json_answer, required_field, route_path, unusable_answer
-from adapters.engine.litellm_facade import litellm
+from adapters.engine.litellm_facade import speech_request_body
 from adapters.gateway.errors import stream_error
 from adapters.gateway.transport import GatewaySession
 
@@ -41,13 +41,7 @@ def build_speech_request(model: CatalogModel, text: str, voice: str) -> dict[str
             audio_type = model.info.audio_type or "mp3"
             return {"model": model.gateway_model, "input": text, "voice": voice, "response_format": audio_type}
         case "dashscope":
-            engine = litellm()
-            config = engine.ProviderConfigManager.get_provider_text_to_speech_config(
-                model.gateway_model, engine.LlmProviders(model.route.litellm)
-            )
-            voice_field, params = config.map_openai_params(model.gateway_model, {}, voice=voice, drop_params=False)
-            request = config.transform_text_to_speech_request(model.gateway_model, text, voice_field, params, {}, {})
-            return request["dict_body"]
+            return speech_request_body(provider=model.route.litellm, model=model.gateway_model, text=text, voice=voice)
     raise bad_request(model, f"route {model.route.name!r} has dialect {model.route.dialect!r}, not a speech one.")
 
 

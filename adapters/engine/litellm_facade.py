@@ -1,22 +1,34 @@
-"""LiteLLM, configured once for this plugin: offline, quiet, and loaded off the start-up path.
+"""The only module that imports LiteLLM: its translation behind a few typed, keyword-only functions.
 
 The plugin uses LiteLLM's provider-level translation (the per-provider `*Config` classes that build
-request bodies and parse responses and stream chunks) and sends the bytes itself through
-adapters/gateway/transport.py. That keeps LiteLLM's knowledge of each API while skipping the per-call and
-per-chunk machinery around `litellm.completion()` (logging threads, cost maps, retries) that
-costs milliseconds per call and most of the CPU of a stream (litellm-notes.md §5).
+request bodies and parse answers and stream chunks) and sends the bytes itself through
+adapters/gateway/transport.py. That keeps LiteLLM's knowledge of each API while skipping the
+per-call and per-chunk machinery around `litellm.completion()` (logging threads, cost maps,
+retries) that costs milliseconds per call and most of the CPU of a stream.
 
-Importing LiteLLM takes 2-4 s, so the plugin answers its first heartbeat before paying for it
-(main.py starts the import right after that heartbeat).
+Those classes are LiteLLM internals with positional signatures, so every call to them is here, and
+tests/test_litellm_contract.py pins each function below against fixed inputs and recorded real
+answers: a LiteLLM upgrade is this file plus a red or green contract test (README, "Upgrading
+LiteLLM"). Answers come back as the small dataclasses below, never as LiteLLM's own types.
+
+LiteLLM is configured once: offline, quiet, no retries. Importing it takes 2-4 s, so the plugin
+answers its first heartbeat before paying for it (main.py starts the import right after that
+heartbeat, see `start_loading`); a request that arrives earlier imports it itself.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import os
 import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
+
+import httpx
 
 # Set before LiteLLM is imported, and forced: the plugin must not fetch the remote cost map, load a
 # .env file, download tokenizers or log prompts, whatever the environment around it says.
@@ -32,6 +44,16 @@ _PRIVATE_ENV = {
 os.environ.update(_PRIVATE_ENV)
 
 _module: ModuleType | None = None
+
+
+class _QuietLogging:
+    """The logging object LiteLLM's transform_*_response methods expect; it records nothing."""
+
+    def post_call(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_QUIET_LOGGING = _QuietLogging()
 
 
 def _configure(module: ModuleType) -> ModuleType:
@@ -88,3 +110,258 @@ def start_loading(delay: float = 0.3) -> None:
         threading.Timer(delay, litellm).start()
         return
     gevent.spawn_later(delay, litellm)
+
+
+class NoTranslationError(LookupError):
+    """LiteLLM has no translation of this kind for the route's provider."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallPart:
+    """A tool call of a chat answer, or one fragment of one in a stream (what a fragment omits is None)."""
+
+    index: int | None
+    id: str | None
+    name: str | None
+    arguments: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTurn:
+    """The assistant's part of a chat answer, or of one stream chunk: its first choice, as LiteLLM reads it."""
+
+    content: str | None
+    reasoning: str | None = None
+    tool_calls: tuple[ToolCallPart, ...] = ()
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingAnswer:
+    # (index, embedding) as the answer lists them: unchecked, a list of numbers or a base64 string.
+    indexed: list[tuple[Any, Any]]
+    tokens: int | None  # LiteLLM's count: 0 when the answer had no usage
+
+
+def _engine() -> ModuleType:
+    return litellm()
+
+
+def _provider(name: str) -> Any:
+    return _engine().LlmProviders(name)
+
+
+def _tool_parts(calls: Any) -> tuple[ToolCallPart, ...]:
+    parts = []
+    for call in calls or ():
+        function = call.function
+        parts.append(
+            ToolCallPart(
+                index=getattr(call, "index", None),
+                id=call.id,
+                name=function.name if function is not None else None,
+                arguments=function.arguments if function is not None else None,
+            )
+        )
+    return tuple(parts)
+
+
+def _turn(message: Any, finish_reason: str | None) -> ChatTurn:
+    return ChatTurn(
+        content=message.content,
+        reasoning=getattr(message, "reasoning_content", None),
+        tool_calls=_tool_parts(message.tool_calls),
+        finish_reason=finish_reason,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Chat and text completion
+
+
+def chat_request_body(
+    *, provider: str, model: str, messages: list[dict[str, Any]], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The chat body for `provider`: OpenAI `params` (temperature, tools, stream, ...) mapped and applied."""
+    config = _engine().ProviderConfigManager.get_provider_chat_config(model, _provider(provider))
+    mapped = config.map_openai_params(dict(params), {}, model, drop_params=False)
+    return config.transform_request(model, messages, mapped, {}, {})
+
+
+def text_completion_request_body(*, model: str, prompt: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The /completions body: one prompt and the mapped OpenAI `params`."""
+    mapped = _engine().OpenAITextCompletionConfig().map_openai_params(dict(params), {}, model, drop_params=False)
+    return {"model": model, "prompt": prompt, **mapped}
+
+
+def parse_chat_answer(*, data: dict[str, Any]) -> ChatTurn:
+    """The first choice of a blocking chat answer (reasoning from `reasoning_content` or `reasoning`)."""
+    from litellm.litellm_core_utils.llm_response_utils.convert_dict_to_response import (
+        convert_to_model_response_object,
+    )
+
+    response = convert_to_model_response_object(response_object=data, model_response_object=_engine().ModelResponse())
+    choice = response.choices[0]
+    return _turn(choice.message, choice.finish_reason)
+
+
+def parse_text_completion_answer(*, data: dict[str, Any]) -> ChatTurn:
+    """The first choice of a blocking /completions answer, its `text` as the content."""
+    engine = _engine()
+    response = engine.OpenAITextCompletionConfig().convert_to_chat_model_response_object(data, engine.ModelResponse())
+    choice = response.choices[0]
+    return _turn(choice.message, choice.finish_reason)
+
+
+@functools.cache
+def _chunk_parser() -> Any:
+    from litellm.llms.openai.chat.gpt_transformation import OpenAIChatCompletionStreamingHandler
+
+    # The handler keeps no state between chunks; one serves every stream.
+    return OpenAIChatCompletionStreamingHandler(streaming_response=None, sync_stream=True).chunk_parser
+
+
+_PLAIN_DELTA_KEYS = frozenset({"content", "role"})
+
+
+def _plain_text(data: dict[str, Any]) -> str | None:
+    """The text of a chunk that carries only answer text, else None.
+
+    Performance: most chunks of a stream are exactly this, and LiteLLM's chunk_parser builds and
+    validates a pydantic ModelResponseStream for each (~14 us, a fifth of the plugin's CPU per
+    chunk). Anything else (reasoning, tool calls, finish reason, usage, an unusual field) still goes
+    through LiteLLM; tests/test_litellm_contract.py checks both give the same turn.
+    """
+    choices = data.get("choices")
+    if not isinstance(choices, list) or len(choices) != 1 or "usage" in data:
+        return None
+    choice = choices[0]
+    if not isinstance(choice, dict) or choice.get("finish_reason") is not None:
+        return None
+    delta = choice.get("delta")
+    if not isinstance(delta, dict) or not delta.keys() <= _PLAIN_DELTA_KEYS:
+        return None
+    text = delta.get("content")
+    return text if isinstance(text, str) and text else None
+
+
+def parse_chat_chunk(*, data: dict[str, Any]) -> ChatTurn | None:
+    """The first choice of one chat stream event, or None for an event without choices (usage only)."""
+    if (text := _plain_text(data)) is not None:
+        return ChatTurn(content=text)
+    chunk = _chunk_parser()(data)
+    for choice in chunk.choices[:1]:
+        return _turn(choice.delta, choice.finish_reason)
+    return None
+
+
+def parse_text_completion_chunk(*, data: dict[str, Any]) -> ChatTurn | None:
+    """One /completions stream event read as a chat chunk (its `text` as the content)."""
+    choices = [
+        {"index": c.get("index", 0), "delta": {"content": c.get("text")}, "finish_reason": c.get("finish_reason")}
+        for c in data.get("choices") or []
+    ]
+    chunk = _chunk_parser()({**data, "choices": choices})
+    for choice in chunk.choices[:1]:
+        return _turn(choice.delta, choice.finish_reason)
+    return None
+
+
+def count_tokens(*, model: str, messages: list[dict[str, Any]] | None = None, text: str = "") -> int:
+    """Tokens of OpenAI-shaped `messages`, or of `text`, by LiteLLM's bundled tokenizer (never downloaded)."""
+    counter = _engine().token_counter
+    if messages is not None:
+        return int(counter(model=model, messages=messages))
+    return int(counter(model=model, text=text)) if text else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedding, rerank, transcription, speech
+
+
+def _embedding_config(provider: str, model: str) -> Any:
+    config = _engine().ProviderConfigManager.get_provider_embedding_config(model, _provider(provider))
+    if config is None:
+        raise NoTranslationError(f"LiteLLM has no embedding translation for provider {provider!r}")
+    return config
+
+
+def embedding_request_body(
+    *, provider: str, model: str, texts: Sequence[str], dimensions: int | None
+) -> dict[str, Any]:
+    """The embeddings body for `provider`; `dimensions` only when given."""
+    config = _embedding_config(provider, model)
+    wanted = {"dimensions": dimensions} if dimensions else {}
+    params = config.map_openai_params(wanted, {}, model, drop_params=False)
+    return config.transform_embedding_request(model, list(texts), params, {})
+
+
+def parse_embedding_answer(*, provider: str, model: str, response: httpx.Response) -> EmbeddingAnswer:
+    """The (index, embedding) pairs and token count of a 2xx embeddings answer."""
+    parsed = _embedding_config(provider, model).transform_embedding_response(
+        model, response, _engine().EmbeddingResponse(), _QUIET_LOGGING, None, {}, {}, {}
+    )
+    usage = parsed.usage
+    tokens = (usage.prompt_tokens or usage.total_tokens) if usage is not None else None
+    return EmbeddingAnswer([(item["index"], item["embedding"]) for item in parsed.data], tokens)
+
+
+def _rerank_config(provider: str, model: str) -> Any:
+    return _engine().ProviderConfigManager.get_provider_rerank_config(model, _provider(provider), None, [])
+
+
+def rerank_request_body(
+    *, provider: str, model: str, query: str, documents: Sequence[str], top_n: int | None
+) -> dict[str, Any]:
+    """The Cohere-style rerank body for `provider`; `top_n` None asks for every document."""
+    config = _rerank_config(provider, model)
+    params = config.map_cohere_rerank_params(
+        non_default_params={},
+        model=model,
+        drop_params=False,
+        query=query,
+        documents=list(documents),
+        top_n=top_n,
+        return_documents=None,
+    )
+    return config.transform_rerank_request(model, params, {})
+
+
+def parse_rerank_answer(*, provider: str, model: str, response: httpx.Response) -> list[tuple[Any, Any]]:
+    """(index, relevance_score) pairs of a 2xx rerank answer, unchecked, in the answer's order."""
+    parsed = _rerank_config(provider, model).transform_rerank_response(
+        model, response, _engine().RerankResponse(), _QUIET_LOGGING
+    )
+    return [(r["index"], r["relevance_score"]) for r in parsed.results or []]
+
+
+def _transcription_config(provider: str, model: str) -> Any:
+    config = _engine().ProviderConfigManager.get_provider_audio_transcription_config(model, _provider(provider))
+    if config is None:
+        raise NoTranslationError(f"LiteLLM has no transcription translation for provider {provider!r}")
+    return config
+
+
+def transcription_form_fields(
+    *, provider: str, model: str, upload: tuple[str, bytes, str], options: Mapping[str, str]
+) -> dict[str, Any]:
+    """The multipart form fields (all but the file) of a transcription request with OpenAI `options`."""
+    config = _transcription_config(provider, model)
+    params = config.map_openai_params(dict(options), {}, model, drop_params=False)
+    fields = dict(config.transform_audio_transcription_request(model, upload, params, {}).data)
+    fields.pop("file")
+    return fields
+
+
+def parse_transcription_answer(*, provider: str, model: str, response: httpx.Response) -> str:
+    """The text of a 2xx transcription answer."""
+    return _transcription_config(provider, model).transform_audio_transcription_response(response).text or ""
+
+
+def speech_request_body(*, provider: str, model: str, text: str, voice: str) -> dict[str, Any]:
+    """The JSON body LiteLLM's text-to-speech translation builds for `provider`."""
+    config = _engine().ProviderConfigManager.get_provider_text_to_speech_config(model, _provider(provider))
+    if config is None:
+        raise NoTranslationError(f"LiteLLM has no text-to-speech translation for provider {provider!r}")
+    voice_field, params = config.map_openai_params(model, {}, voice=voice, drop_params=False)
+    return config.transform_text_to_speech_request(model, text, voice_field, params, {}, {})["dict_body"]

@@ -13,7 +13,7 @@ from dify_plugin.entities.model.llm import LLMUsage
 from dify_plugin.entities.model.text_embedding import EmbeddingUsage
 
 from adapters.catalog.loader import CatalogModel
-from adapters.engine.litellm_facade import litellm
+from adapters.engine.litellm_facade import count_tokens
 
 PRICE_UNIT = Decimal("0.000001")  # prices are shown per million tokens
 _MILLION = Decimal(1_000_000)
@@ -64,7 +64,4 @@ def embedding_usage(model: CatalogModel, tokens: int, latency: float) -> Embeddi
 
 def estimate_tokens(model: CatalogModel, *, messages: list[dict[str, Any]] | None = None, text: str = "") -> int:
     """An offline token count for messages or plain text (used only when the gateway sends no usage)."""
-    counter = litellm().token_counter
-    if messages is not None:
-        return int(counter(model=model.gateway_model, messages=messages))
-    return int(counter(model=model.gateway_model, text=text)) if text else 0
+    return count_tokens(model=model.gateway_model, messages=messages, text=text)

@@ -20,7 +20,7 @@ from adapters.catalog.loader import CatalogModel
 from adapters.catalog.resolver import resolve_model
 from adapters.dialects.answers import bad_request, route_path, unusable_answer
 from adapters.dialects.audio import KNOWN_FORMATS, silence_wav, sniff_audio_format
-from adapters.engine.litellm_facade import litellm
+from adapters.engine import litellm_facade
 from adapters.gateway.transport import session_for
 from adapters.models.base import GatewayModel, checking_credentials
 
@@ -62,20 +62,18 @@ class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
                 target, f"the audio is {size:.1f} MB; the model takes at most {info.file_upload_limit} MB."
             )
 
-        engine = litellm()
-        config = engine.ProviderConfigManager.get_provider_audio_transcription_config(
-            target.gateway_model, engine.LlmProviders(target.route.litellm)
-        )
-        if config is None:
-            raise bad_request(target, f"route {target.route.name!r}: LiteLLM has no transcription translation for it.")
-        params = config.map_openai_params(_options(target, credentials), {}, target.gateway_model, drop_params=False)
         upload = (f"audio.{fmt.extension}", audio, fmt.content_type)
-        fields = dict(config.transform_audio_transcription_request(target.gateway_model, upload, params, {}).data)
-        fields.pop("file")
+        provider, name = target.route.litellm, target.gateway_model
+        try:
+            fields = litellm_facade.transcription_form_fields(
+                provider=provider, model=name, upload=upload, options=_options(target, credentials)
+            )
+        except litellm_facade.NoTranslationError as exc:
+            raise bad_request(target, f"route {target.route.name!r}: {exc}.") from exc
         session = session_for(credentials)
         response = session.send(target.route, files={"file": upload}, data=fields)
         with unusable_answer(route_path(response)):
-            return config.transform_audio_transcription_response(response).text or ""
+            return litellm_facade.parse_transcription_answer(provider=provider, model=name, response=response)
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
         """Transcribes 0.1 s of silence through the same route and auth the model will use."""
