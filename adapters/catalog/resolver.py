@@ -13,6 +13,7 @@ from typing import Any
 from dify_plugin.errors.model import CredentialsValidateFailedError
 
 from adapters.catalog.loader import Catalog, CatalogModel, ModelInfo, Route, Voice, default_catalog
+from adapters.credentials import credential_error
 
 _MILLION = Decimal(1_000_000)
 
@@ -30,7 +31,7 @@ def positive_int(credentials: Mapping[str, Any], name: str, default: int) -> int
     except ValueError:
         value = 0
     if value <= 0:
-        raise CredentialsValidateFailedError(f"Credential field '{name}' must be a positive whole number, got {raw!r}.")
+        raise credential_error(name, f"must be a positive whole number, got {raw!r}.")
     return value
 
 
@@ -43,16 +44,14 @@ def _price_per_token(credentials: Mapping[str, Any], name: str) -> Decimal | Non
     except InvalidOperation:
         price = Decimal(-1)
     if not price.is_finite() or price < 0:
-        raise CredentialsValidateFailedError(f"Credential field '{name}' must be a non-negative number, got {raw!r}.")
+        raise credential_error(name, f"must be a non-negative number, got {raw!r}.")
     return price / _MILLION
 
 
 def _choice(credentials: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
     value = _text(credentials, name) or default
     if value not in allowed:
-        raise CredentialsValidateFailedError(
-            f"Credential field '{name}' has unknown value {value!r}; expected one of {', '.join(allowed)}."
-        )
+        raise credential_error(name, f"unknown value {value!r}; expected one of {', '.join(allowed)}.")
     return value
 
 
@@ -64,9 +63,7 @@ def _route(catalog: Catalog, model_type: str, mode: str | None, credentials: Map
         if not wanted or route.name == wanted:
             return route
     names = ", ".join(r.name for r in candidates) or "none"
-    raise CredentialsValidateFailedError(
-        f"Credential field 'route_preset' has unknown value {wanted!r} for {model_type}; expected one of {names}."
-    )
+    raise credential_error("route_preset", f"unknown value {wanted!r} for {model_type}; expected one of {names}.")
 
 
 def _llm_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
@@ -152,22 +149,18 @@ _VOICE_LANGUAGES = (
 def _tts_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
     names = list(dict.fromkeys(v.strip() for v in _text(credentials, "voices").split(",") if v.strip()))
     if not names:
-        raise CredentialsValidateFailedError(
-            "Credential field 'voices' is required for text-to-speech models: the voice ids, comma-separated "
-            "(e.g. alloy,echo or Cherry,Ethan)."
+        raise credential_error(
+            "voices",
+            "is required for text-to-speech models: the voice ids, comma-separated (e.g. alloy,echo or Cherry,Ethan).",
         )
     default_voice = _text(credentials, "default_voice") or names[0]
     if default_voice not in names:
-        raise CredentialsValidateFailedError(
-            f"Credential field 'default_voice' is {default_voice!r}, not one of the voices ({', '.join(names)})."
-        )
+        raise credential_error("default_voice", f"{default_voice!r} is not one of the voices ({', '.join(names)}).")
     # DashScope qwen-tts answers with a WAV file only; other routes are asked for the chosen format.
     wav_only = route.dialect == "dashscope"
     audio_type = _choice(credentials, "audio_type", ("mp3", "wav"), "wav" if wav_only else "mp3")
     if wav_only and audio_type != "wav":
-        raise CredentialsValidateFailedError(
-            f"Credential field 'audio_type' must be wav for route {route.name!r}: it only returns WAV audio."
-        )
+        raise credential_error("audio_type", f"must be wav for route {route.name!r}: it only returns WAV audio.")
     return ModelInfo(
         mode="audio_speech",
         voices=tuple(Voice(mode=n, name=n, language=_VOICE_LANGUAGES) for n in names),

@@ -1,0 +1,62 @@
+"""Reading the credential fields Dify hands over, and the one way a bad field is reported.
+
+Every check of a credential field fails with `credential_error`, whatever reads the field (the
+gateway configuration in adapters/gateway/config.py, the customizable-model form in
+adapters/catalog/resolver.py, the provider's own field in adapters/provider.py):
+
+    Credential field 'endpoint_url': must be an http:// or https:// URL with a host, got 'gw/v1'.
+
+A problem may quote the value only for a field that holds no secret. Values that go into an HTTP
+header are checked here before any request exists, because httpx/h11 reject a bad header value
+with an error that quotes the whole value, which would put a secret into an exception message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+from dify_plugin.errors.model import CredentialsValidateFailedError
+
+# RFC 9110 token characters: anything else cannot be a header name.
+_HEADER_NAME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+PRINTABLE_ASCII: Final = re.compile(r"[\x20-\x7e]*")
+# Headers that carry HTTP framing or routing; putting a credential there would break the request.
+_RESERVED_HEADERS: Final = frozenset(
+    {"host", "content-length", "content-type", "transfer-encoding", "connection", "te", "upgrade"}
+)
+
+
+def credential_error(field: str, problem: str) -> CredentialsValidateFailedError:
+    return CredentialsValidateFailedError(f"Credential field '{field}': {problem}")
+
+
+def text(credentials: Mapping[str, Any], field: str) -> str:
+    """The field as a stripped string; missing and None read as empty."""
+    value = credentials.get(field)
+    return "" if value is None else str(value).strip()
+
+
+def required_text(credentials: Mapping[str, Any], field: str) -> str:
+    value = text(credentials, field)
+    if not value:
+        raise credential_error(field, "is required but empty.")
+    return value
+
+
+def header_value(credentials: Mapping[str, Any], field: str) -> str:
+    """A required value that will travel in a header, checked so httpx/h11 never echo it back."""
+    value = required_text(credentials, field)
+    if not PRINTABLE_ASCII.fullmatch(value):
+        raise credential_error(field, "contains characters that cannot be sent in an HTTP header.")
+    return value
+
+
+def header_name(credentials: Mapping[str, Any], field: str, default: str) -> str:
+    name = text(credentials, field) or default
+    if not _HEADER_NAME.fullmatch(name):
+        raise credential_error(field, f"{name[:64]!r} is not a valid HTTP header name.")
+    if name.lower() in _RESERVED_HEADERS:
+        raise credential_error(field, f"{name!r} is reserved for HTTP framing; choose another header.")
+    return name
