@@ -35,17 +35,18 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from dify_plugin.errors.model import CredentialsValidateFailedError
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from adapters.gateway.auth import (
+from adapters.gateway.auth import auth_config
+from adapters.gateway.auth.api_key import ApiKeyConfig
+from adapters.gateway.auth.hmac import (
     HMAC_SIGNED_HEADERS,
-    ApiKeyAuth,
     HmacAuth,
-    JwtAuth,
-    auth_from_credentials,
+    HmacConfig,
     content_md5,
     hmac_signature,
     parse_params,
     string_to_sign,
 )
+from adapters.gateway.auth.jwt import JwtAuth, JwtConfig
 
 BASE_URL = "https://gw.example.com"
 CHAT = "/v1/chat/completions"
@@ -96,6 +97,11 @@ class Recorder:
 
 def make_client(auth: httpx.Auth | None, recorder: Recorder) -> httpx.Client:
     return httpx.Client(base_url=BASE_URL, transport=httpx.MockTransport(recorder), auth=auth)
+
+
+def auth_from_credentials(credentials: Mapping[str, Any]) -> httpx.Auth:
+    """The auth object the transport would build from these credential fields."""
+    return auth_config(credentials).client_auth()
 
 
 def send(auth: httpx.Auth, method: str = "POST", url: str = CHAT, **kwargs: Any) -> Wire:
@@ -381,7 +387,7 @@ class FakeClock:
 def test_jwt_token_reused_then_renewed_before_expiry() -> None:
     start = float(int(time.time()))
     clock = FakeClock(start)
-    auth = JwtAuth(HS_SECRET, "HS256", "c-1", lifetime=600, clock=clock)
+    auth = JwtAuth(JwtConfig(HS_SECRET, "HS256", "c-1", lifetime=600), clock=clock)
     recorder = Recorder()
     with make_client(auth, recorder) as client:
         client.post(CHAT, json={})
@@ -400,7 +406,7 @@ def test_jwt_token_reused_then_renewed_before_expiry() -> None:
 
 
 def test_jwt_concurrent_first_use_issues_one_token() -> None:
-    auth = JwtAuth(HS_SECRET, "HS256", "c-1", clock=FakeClock(time.time()))
+    auth = JwtAuth(JwtConfig(HS_SECRET, "HS256", "c-1"), clock=FakeClock(time.time()))
     recorder = Recorder()
     with make_client(auth, recorder) as client, ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda _: client.post(CHAT, json={}), range(32)))
@@ -496,7 +502,7 @@ def test_hmac_vector_pure_functions(name: str) -> None:
 @pytest.mark.parametrize("name", VECTORS)
 def test_hmac_vector_end_to_end_through_httpx(name: str) -> None:
     v = VECTORS[name]
-    auth = HmacAuth(v["key"], v["secret"], clock=lambda: v["ts"] / 1000, nonce_factory=lambda: v["nonce"])
+    auth = HmacAuth(HmacConfig(v["key"], v["secret"]), clock=lambda: v["ts"] / 1000, nonce_factory=lambda: v["nonce"])
     headers = {"Content-Type": v["content_type"]} if v["content_type"] else {}
     wire = send(auth, v["method"], v["url"], content=v["body"] or None, headers=headers)
     assert wire.headers["x-ca-signature"] == v["signature"]
@@ -833,7 +839,7 @@ def test_invalid_credentials_name_the_field_and_hide_secrets(
 ) -> None:
     frozen = MappingProxyType(copy.deepcopy(credentials))
     with pytest.raises(CredentialsValidateFailedError) as caught:
-        auth_from_credentials(frozen)  # no client exists: the error comes before any request
+        auth_config(frozen)  # no client exists: the error comes before any request
     message = str(caught.value)
     assert message.startswith(f"Credential field '{field}': "), message
     rendered = "".join(traceback.format_exception(caught.value))  # chained causes included
@@ -854,12 +860,9 @@ def test_jwt_expiration_accepted_forms(value: Any, lifetime: int) -> None:
 
 
 def test_auth_method_is_case_insensitive_and_defaults_to_api_key() -> None:
-    assert isinstance(auth_from_credentials({"api_key": "k"}), ApiKeyAuth)
-    assert isinstance(auth_from_credentials({"auth_method": "", "api_key": "k"}), ApiKeyAuth)
-    assert isinstance(
-        auth_from_credentials({"auth_method": "HMAC", "hmac_access_key": "a", "hmac_secret_key": "s"}),
-        HmacAuth,
-    )
+    assert isinstance(auth_config({"api_key": "k"}), ApiKeyConfig)
+    assert isinstance(auth_config({"auth_method": "", "api_key": "k"}), ApiKeyConfig)
+    assert isinstance(auth_config({"auth_method": "HMAC", "hmac_access_key": "a", "hmac_secret_key": "s"}), HmacConfig)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -889,7 +892,8 @@ def test_no_secret_in_repr_logs_or_body(caplog: pytest.LogCaptureFixture) -> Non
     caplog.set_level(logging.DEBUG)
     for name, credentials in all_scheme_credentials().items():
         frozen = MappingProxyType(copy.deepcopy(credentials))
-        auth = auth_from_credentials(frozen)
+        config = auth_config(frozen)
+        auth = config.client_auth()
         wire = send(auth, json=CHAT_BODY)
         sent_secrets = [
             value
@@ -899,7 +903,7 @@ def test_no_secret_in_repr_logs_or_body(caplog: pytest.LogCaptureFixture) -> Non
         tokens = [v.split(" ")[-1] for v in sent_secrets]
         forbidden = [*secret_fragments(credentials), *sent_secrets, *tokens, "sk-" + SECRET_MARK]
         assert json.loads(wire.body) == CHAT_BODY, name
-        for text in (repr(auth), str(auth), caplog.text):
+        for text in (repr(config), str(config), repr(auth), str(auth), caplog.text):
             for fragment in forbidden:
                 assert fragment not in text, (name, text)
         assert type(auth).__name__ in repr(auth)

@@ -1,7 +1,7 @@
 """The one HTTP layer between LiteLLM's request/response translation and the gateway.
 
 Each credential set gets one `GatewaySession`: a pooled keep-alive httpx client whose auth object
-(adapters/gateway/auth.py) sees the exact request that goes on the wire, so JWT and HMAC slot in without
+(adapters/gateway/auth/) sees the exact request that goes on the wire, so JWT and HMAC slot in without
 the adapters knowing. Sessions are cached at module level because Dify builds a new model object
 for every request; a session never changes after it is built, so concurrent requests share it
 safely, and requests with different credentials never share one.
@@ -23,7 +23,7 @@ import certifi
 import httpx
 
 from adapters.catalog.loader import Route
-from adapters.gateway.auth import auth_from_credentials
+from adapters.gateway.auth import auth_config
 from adapters.gateway.endpoint import Endpoint, endpoint_from_credentials
 from adapters.gateway.errors import error_from_response, error_from_transport
 from adapters.gateway.retry import RETRY_STATUSES, RetryPolicy, retry_policy_from_credentials
@@ -161,7 +161,7 @@ def session_for(credentials: Mapping[str, Any]) -> GatewaySession:
     endpoint = endpoint_from_credentials(credentials)
     retry = retry_policy_from_credentials(credentials)
     client = httpx.Client(
-        auth=auth_from_credentials(credentials),
+        auth=auth_config(credentials).client_auth(),
         verify=shared_ssl_context(),
         timeout=endpoint.timeout(),
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=32),
