@@ -20,6 +20,7 @@ from adapters.catalog.loader import default_catalog
 from adapters.dialects.chat_request import build_chat_request, to_openai_messages
 from adapters.dialects.chat_response import BLOCK_MARK, ThinkingWrapper, ToolCallAssembler, deny_text, relay_stream
 from adapters.engine.litellm_facade import ToolCallPart
+from adapters.models.llm.streaming import Streaming, plan_streaming
 from adapters.models.usage import estimate_tokens, llm_usage
 
 CATALOG = default_catalog()
@@ -71,14 +72,31 @@ def test_tools_are_refused_for_a_model_without_function_calling() -> None:
         build_chat_request(no_tools, CATALOG, [UserPromptMessage(content="hi")], {}, [tool], None, True)
 
 
-def test_a_backend_that_cannot_stream_tool_calls_gets_a_blocking_request() -> None:
-    from dify_plugin.entities.model.message import PromptMessageTool
+@pytest.mark.parametrize(
+    ("stream_only", "streams_tool_calls", "dify_stream", "with_tools", "on_wire"),
+    [
+        (False, True, True, True, True),
+        (False, True, False, True, False),
+        # Tools for a backend that cannot stream tool calls: one complete answer, relayed as a stream.
+        (False, False, True, True, False),
+        (False, False, True, False, True),
+        # A stream-only model is streamed on the wire for a blocking call too, and collected.
+        (True, True, False, False, True),
+        (True, False, False, True, False),
+    ],
+)
+def test_one_function_decides_how_the_gateway_is_asked_and_dify_answered(
+    stream_only: bool, streams_tool_calls: bool, dify_stream: bool, with_tools: bool, on_wire: bool
+) -> None:
+    info = dataclasses.replace(QWEN_MAX.info, stream_only=stream_only, streams_tool_calls=streams_tool_calls)
+    assert plan_streaming(info, dify_stream=dify_stream, with_tools=with_tools) == Streaming(on_wire, dify_stream)
 
-    model = dataclasses.replace(QWEN_MAX, info=dataclasses.replace(QWEN_MAX.info, streams_tool_calls=False))
-    tool = PromptMessageTool(name="f", description="d", parameters={})
-    request = build_chat_request(model, CATALOG, [UserPromptMessage(content="hi")], {}, [tool], None, True)
-    assert request.stream is False and "stream" not in request.body
-    assert build_chat_request(model, CATALOG, [UserPromptMessage(content="hi")], {}, None, None, True).stream
+
+def test_the_body_asks_for_a_stream_with_usage_only_when_told() -> None:
+    streamed = build_chat_request(QWEN_MAX, CATALOG, [UserPromptMessage(content="hi")], {}, None, None, True)
+    assert streamed["stream"] is True and streamed["stream_options"] == {"include_usage": True}
+    blocking = build_chat_request(QWEN_MAX, CATALOG, [UserPromptMessage(content="hi")], {}, None, None, False)
+    assert "stream" not in blocking and "stream_options" not in blocking
 
 
 def test_bad_json_schema_is_a_bad_request_naming_the_parameter() -> None:

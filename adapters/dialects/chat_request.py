@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from dify_plugin.entities.model.message import (
@@ -35,12 +34,6 @@ from adapters.engine.litellm_facade import chat_request_body, text_completion_re
 _THINK_BLOCK = re.compile(r"^\s*<think>.*?</think>\s*", re.S)
 # Dify parameter → OpenAI field handled by LiteLLM's parameter mapping.
 _STANDARD = ("temperature", "top_p", "max_tokens", "presence_penalty", "frequency_penalty", "seed")
-
-
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
-    body: dict[str, Any]
-    stream: bool  # whether the gateway is asked to stream
 
 
 def _media_part(model: CatalogModel, part: Any) -> dict[str, Any]:
@@ -168,14 +161,12 @@ def build_chat_request(
     tools: Sequence[PromptMessageTool] | None,
     stop: Sequence[str] | None,
     stream: bool,
-) -> ChatRequest:
-    """The body for the model's route, and whether the gateway streams it."""
-    # A backend that cannot stream tool calls is asked for one complete answer, relayed as a stream.
-    wire_stream = stream and not (tools and not model.info.streams_tool_calls)
+) -> dict[str, Any]:
+    """The body for the model's route; `stream` asks the gateway to stream (see models/llm/streaming.py)."""
     openai_params: dict[str, Any] = {k: parameters[k] for k in _STANDARD if parameters.get(k) is not None}
     if stop:
         openai_params["stop"] = list(stop)
-    if wire_stream:
+    if stream:
         openai_params["stream"] = True
         openai_params["stream_options"] = {"include_usage": True}
     if tools:
@@ -199,4 +190,4 @@ def build_chat_request(
     for name in model.info.extra_params:
         if parameters.get(name) is not None:
             _set_path(body, catalog.parameters[name].send_as, parameters[name])
-    return ChatRequest(body=body, stream=wire_stream)
+    return body

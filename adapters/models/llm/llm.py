@@ -24,6 +24,7 @@ from adapters.dialects.chat_response import blocking_result, collect_stream, rel
 from adapters.gateway.errors import error_from_transport, stream_error, to_invoke_error
 from adapters.gateway.transport import session_for
 from adapters.models.base import GatewayModel, checking_credentials
+from adapters.models.llm.streaming import plan_streaming
 from adapters.models.usage import estimate_tokens, llm_usage
 
 
@@ -41,23 +42,23 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
     ) -> LLMResult | Generator[LLMResultChunk, None, None]:
         # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
         target = resolve_model("llm", model, credentials)
-        wire_stream = stream or target.info.stream_only
-        request = build_chat_request(
-            target, default_catalog(), prompt_messages, model_parameters, tools, stop, wire_stream
+        streaming = plan_streaming(target.info, dify_stream=stream, with_tools=bool(tools))
+        body = build_chat_request(
+            target, default_catalog(), prompt_messages, model_parameters, tools, stop, streaming.on_wire
         )
         session = session_for(credentials)
-        response = session.send(target.route, json=request.body, stream=request.stream)
+        response = session.send(target.route, json=body, stream=streaming.on_wire)
         route_path = response.request.url.path
-        usage_for = self._usage_counter(target, request.body, prompt_messages)
-        if request.stream and response.headers.get("content-type", "").startswith("text/event-stream"):
+        usage_for = self._usage_counter(target, body, prompt_messages)
+        if streaming.on_wire and response.headers.get("content-type", "").startswith("text/event-stream"):
             chunks = self._relay(target, response, route_path, usage_for)
-            return chunks if stream else collect_stream(target, chunks)
-        if request.stream:
+            return chunks if streaming.to_dify else collect_stream(target, chunks)
+        if streaming.on_wire:
             # A stream request answered with plain JSON (some gateway plugins do): read it as one answer.
             response.read()
             response.close()
         result = blocking_result(target, self._json(response, route_path), route_path, usage_for)
-        return result_as_stream(result) if stream else result
+        return result_as_stream(result) if streaming.to_dify else result
 
     @staticmethod
     def _json(response: httpx.Response, route_path: str) -> Any:
