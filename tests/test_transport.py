@@ -1,4 +1,4 @@
-"""The HTTP layer: pooled per credential set, never mixing credentials, trusting a private CA, bounded reads."""
+"""The HTTP layer: pooled per gateway configuration, never mixing credentials, trusting a private CA, bounded reads."""
 
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ import trustme
 from dify_plugin.entities.model.message import UserPromptMessage
 from dify_plugin.errors.model import InvokeConnectionError
 
-from adapters.gateway.endpoint import endpoint_from_credentials
+from adapters.gateway.config import GatewayConfig
 from adapters.gateway.transport import session_for
 from tests.conftest import OTHER_KEY, TEST_KEY
 from tests.emulator import Consumer, GatewayEmulator, serve
 
 
-def _chat(llm, credentials, text: str = "hi") -> str:
-    chunks = list(llm.invoke("qwen-max", credentials, [UserPromptMessage(content=text)], {}, stream=False))
+def _chat(llm, credentials, text: str = "hi", model: str = "qwen-max") -> str:
+    chunks = list(llm.invoke(model, credentials, [UserPromptMessage(content=text)], {}, stream=False))
     return chunks[0].delta.message.content
 
 
-def test_one_session_and_one_connection_per_credential_set(llm, gateway) -> None:
+def test_one_session_and_one_connection_per_gateway_configuration(llm, gateway) -> None:
     credentials = gateway.credentials()
     for _ in range(10):
         _chat(llm, credentials)
@@ -32,6 +32,17 @@ def test_one_session_and_one_connection_per_credential_set(llm, gateway) -> None
     assert session is not session_for({**credentials, "api_key": OTHER_KEY})
     # Keep-alive: ten sequential calls went over one pooled connection.
     assert len(session.client._transport._pool.connections) == 1
+
+
+def test_customizable_models_on_the_same_gateway_credentials_share_one_session(llm, gateway) -> None:
+    credentials = gateway.credentials(timeout="62")  # a gateway configuration (so a pool) of its own
+    small = {**credentials, "context_size": "4096", "input_price": "1", "currency": "USD"}
+    large = {**credentials, "context_size": "32768", "max_tokens_to_sample": "8192", "endpoint_model_name": "qwen-max"}
+    assert _chat(llm, small, model="my-small") == _chat(llm, large, model="my-large") == "echo: hi"
+    session = session_for(small)
+    assert session is session_for(large) is session_for(credentials)
+    assert len(session.client._transport._pool.connections) == 1, "the second model reused the first one's connection"
+    assert session is not session_for({**small, "timeout": "63"})
 
 
 def test_concurrent_requests_with_different_credentials_keep_their_own(llm, gateway) -> None:
@@ -95,16 +106,20 @@ def test_requests_ca_bundle_is_honoured_too(llm, tls_gateway, monkeypatch: pytes
     assert _chat(llm, {"endpoint_url": f"{base_url}/v1", "api_key": TEST_KEY}) == "echo: hi"
 
 
-def test_read_timeout_comes_from_dify_unless_the_model_sets_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert endpoint_from_credentials({"endpoint_url": "https://gw/v1"}).read_timeout == 300
+def _read_timeout(**fields: str) -> float:
+    return GatewayConfig.from_credentials({"endpoint_url": "https://gw/v1", "api_key": "k", **fields}).timeouts.read
+
+
+def test_read_timeout_comes_from_dify_unless_the_form_sets_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _read_timeout() == 300
     monkeypatch.setenv("MAX_REQUEST_TIMEOUT", "42")
-    assert endpoint_from_credentials({"endpoint_url": "https://gw/v1"}).read_timeout == 42
-    assert endpoint_from_credentials({"endpoint_url": "https://gw/v1", "timeout": "7.5"}).read_timeout == 7.5
+    assert _read_timeout() == 42
+    assert _read_timeout(timeout="7.5") == 7.5
 
 
 def test_endpoint_base_path_is_kept() -> None:
-    endpoint = endpoint_from_credentials({"endpoint_url": "https://gw.example.com/team-a/v1/"})
-    assert endpoint.base_url == "https://gw.example.com/team-a"
+    config = GatewayConfig.from_credentials({"endpoint_url": "https://gw.example.com/team-a/v1/", "api_key": "k"})
+    assert config.endpoint.base_url == "https://gw.example.com/team-a"
 
 
 def test_a_finished_stream_hands_its_connection_back_for_the_next_one(llm, gateway) -> None:

@@ -79,7 +79,7 @@ def fetch_audio(session: GatewaySession, url: str, path: str) -> bytes:
         raise stream_error(path, f"output.audio.url is not an http(s) URL (scheme {target.scheme!r})")
     if target.scheme == "http" and target.host.endswith(".aliyuncs.com"):
         target = target.copy_with(scheme="https")
-    request = session.client.build_request("GET", target, timeout=session.endpoint.timeout())
+    request = session.client.build_request("GET", target)  # the session's timeouts
     if _origin(target) == _origin(httpx.URL(session.endpoint.base_url)):
         return session.send_request(request).content  # the gateway's auth and error mapping
     where = f"{target.scheme}://{target.host}{target.path}"

@@ -10,12 +10,9 @@ A read timeout is not retried: the gateway may still be working on the first req
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
-from dify_plugin.errors.model import CredentialsValidateFailedError
 
 from adapters.gateway.errors import RESET_HEADERS
 
@@ -48,25 +45,3 @@ def reset_seconds(headers: httpx.Headers) -> float | None:
         except (KeyError, ValueError):
             continue
     return None
-
-
-def _number(credentials: Mapping[str, Any], field: str, default: float, low: float, high: float) -> float:
-    raw = str(credentials.get(field) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not low <= value <= high:
-        raise CredentialsValidateFailedError(
-            f"Credential field '{field}' must be a number from {low:g} to {high:g}, got {raw!r}."
-        )
-    return value
-
-
-def retry_policy_from_credentials(credentials: Mapping[str, Any]) -> RetryPolicy:
-    retries = _number(credentials, "max_retries", DEFAULT_MAX_RETRIES, 0, 5)
-    if retries != int(retries):
-        raise CredentialsValidateFailedError(f"Credential field 'max_retries' must be a whole number, got {retries}.")
-    return RetryPolicy(int(retries), _number(credentials, "retry_backoff", DEFAULT_BACKOFF, 0, MAX_WAIT))

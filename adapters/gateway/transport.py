@@ -1,16 +1,18 @@
 """The one HTTP layer between LiteLLM's request/response translation and the gateway.
 
-Each credential set gets one `GatewaySession`: a pooled keep-alive httpx client whose auth object
-(adapters/gateway/auth/) sees the exact request that goes on the wire, so JWT and HMAC slot in without
-the adapters knowing. Sessions are cached at module level because Dify builds a new model object
-for every request; a session never changes after it is built, so concurrent requests share it
-safely, and requests with different credentials never share one.
+Each gateway configuration (adapters/gateway/config.py) gets one `GatewaySession`: a pooled
+keep-alive httpx client whose auth object (adapters/gateway/auth/) sees the exact request that
+goes on the wire, so JWT and HMAC slot in without the adapters knowing. Sessions are cached at
+module level because Dify builds a new model object for every request. They are keyed on the
+configuration they are built from (`config_key`), not on the whole credential set: models that
+differ only in their model-form fields share one pool, and no secret is ever a cache key. A session
+never changes after it is built, so concurrent requests share it safely, and requests with
+different gateway credentials never share one.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import ssl
 import threading
 import time
@@ -23,10 +25,10 @@ import certifi
 import httpx
 
 from adapters.catalog.loader import Route
-from adapters.gateway.auth import auth_config
-from adapters.gateway.endpoint import Endpoint, endpoint_from_credentials
+from adapters.gateway.config import GatewayConfig, TlsConfig, config_key
+from adapters.gateway.endpoint import Endpoint
 from adapters.gateway.errors import error_from_response, error_from_transport
-from adapters.gateway.retry import RETRY_STATUSES, RetryPolicy, retry_policy_from_credentials
+from adapters.gateway.retry import RETRY_STATUSES
 
 # httpx logs every request URL at INFO, and the SDK forwards INFO logs to Dify; a URL can carry an
 # API key in its query (consumers set up that way), so these loggers speak only on warnings.
@@ -35,29 +37,23 @@ for _name in ("httpx", "httpcore"):
 
 _MAX_SESSIONS = 64
 _MAX_ERROR_BODY = 64 * 1024
-_CA_ENV = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
-
-
-def _ssl_context() -> ssl.SSLContext:
-    """Public roots plus a private CA from SSL_CERT_FILE / REQUESTS_CA_BUNDLE, built once per cache key."""
-    context = ssl.create_default_context(cafile=certifi.where())
-    for name in _CA_ENV:
-        if path := os.environ.get(name):
-            context.load_verify_locations(cafile=path)
-    return context
-
 
 _ssl_lock = threading.Lock()
-_ssl_cache: dict[tuple[str, ...], ssl.SSLContext] = {}
+_ssl_cache: dict[TlsConfig, ssl.SSLContext] = {}
 
 
-def shared_ssl_context() -> ssl.SSLContext:
-    # Building an SSLContext costs ~18 ms, so one is shared by every client with the same CA settings.
-    key = tuple(os.environ.get(name, "") for name in _CA_ENV)
+def shared_ssl_context(tls: TlsConfig) -> ssl.SSLContext:
+    """Public roots plus the private CA bundles of `tls`.
+
+    Building an SSLContext costs ~18 ms, so one is shared by every client with the same TLS settings.
+    """
     with _ssl_lock:
-        if key not in _ssl_cache:
-            _ssl_cache[key] = _ssl_context()
-        return _ssl_cache[key]
+        if tls not in _ssl_cache:
+            context = ssl.create_default_context(cafile=certifi.where())
+            for path in tls.ca_files:
+                context.load_verify_locations(cafile=path)
+            _ssl_cache[tls] = context
+        return _ssl_cache[tls]
 
 
 # Failures where the gateway never saw the request (or dropped it before answering): safe to resend.
@@ -66,9 +62,12 @@ _NEVER_ANSWERED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtoco
 
 @dataclass(frozen=True, slots=True)
 class GatewaySession:
-    endpoint: Endpoint
+    config: GatewayConfig
     client: httpx.Client
-    retry: RetryPolicy
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return self.config.endpoint
 
     def send(
         self,
@@ -88,7 +87,6 @@ class GatewaySession:
             files=files,
             data=data,
             headers=headers,
-            timeout=self.endpoint.timeout(),
         )
         return self.send_request(request, stream=stream)
 
@@ -99,7 +97,7 @@ class GatewaySession:
             try:
                 response = self.client.send(request, stream=True)
             except _NEVER_ANSWERED as exc:
-                delay = self.retry.delay(attempt)
+                delay = self.config.retry.delay(attempt)
                 if delay is None:
                     raise error_from_transport(request.method, request.url, exc, attempt + 1) from exc
             except httpx.HTTPError as exc:
@@ -109,7 +107,7 @@ class GatewaySession:
                     break
                 body = _error_body(response)
                 retryable = response.status_code in RETRY_STATUSES
-                delay = self.retry.delay(attempt, response.headers) if retryable else None
+                delay = self.config.retry.delay(attempt, response.headers) if retryable else None
                 if delay is None:
                     raise error_from_response(request.method, request.url, response, body, attempt + 1)
             time.sleep(delay)
@@ -140,34 +138,31 @@ def _error_body(response: httpx.Response) -> bytes:
     return b"".join(chunks)
 
 
-_sessions: OrderedDict[tuple[tuple[str, str], ...], GatewaySession] = OrderedDict()
+_sessions: OrderedDict[bytes, GatewaySession] = OrderedDict()
 _sessions_lock = threading.Lock()
 
 
-def _session_key(credentials: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
-    # CA settings are part of the key: a changed SSL_CERT_FILE must not reuse an old context.
-    ca = tuple((name, os.environ.get(name, "")) for name in _CA_ENV)
-    return tuple(sorted((str(k), str(v)) for k, v in credentials.items())) + ca
+def open_session(config: GatewayConfig) -> GatewaySession:
+    client = httpx.Client(
+        auth=config.auth.client_auth(),
+        headers=dict(config.extra_headers),
+        verify=shared_ssl_context(config.tls),
+        timeout=config.timeouts.for_httpx(),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=32),
+        follow_redirects=False,
+    )
+    return GatewaySession(config, client)
 
 
 def session_for(credentials: Mapping[str, Any]) -> GatewaySession:
-    """The session for a credential set; built (and its credentials checked) on first use."""
-    key = _session_key(credentials)
+    """The session for the gateway configuration of a credential set; built (and checked) on first use."""
+    key = config_key(credentials)
     with _sessions_lock:
         session = _sessions.get(key)
         if session is not None:
             _sessions.move_to_end(key)
             return session
-    endpoint = endpoint_from_credentials(credentials)
-    retry = retry_policy_from_credentials(credentials)
-    client = httpx.Client(
-        auth=auth_config(credentials).client_auth(),
-        verify=shared_ssl_context(),
-        timeout=endpoint.timeout(),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=32),
-        follow_redirects=False,
-    )
-    session = GatewaySession(endpoint, client, retry)
+    session = open_session(GatewayConfig.from_credentials(credentials))
     with _sessions_lock:
         # Evicted clients are not closed here: a request on another greenlet may still be using one.
         _sessions[key] = session

@@ -1,0 +1,173 @@
+"""The gateway configuration a set of credentials describes: parsed once, typed, frozen.
+
+`GatewayConfig.from_credentials` is the one reader of the gateway fields of Dify's credentials
+(`GATEWAY_FIELDS`, the `gateway_fields` of provider_configs/provider.yaml, which both the provider
+form and the model form carry) and of the environment variables that change how the plugin
+connects (`ENVIRONMENT`). Any problem fails as "Credential field '<name>': ..." before a request
+exists. Where each field goes:
+
+    endpoints      (Endpoint, ...)      endpoint_url; a tuple so failover across base URLs fits later
+    auth           ApiKeyConfig | JwtConfig | HmacConfig
+                                        auth_method and that scheme's fields (adapters/gateway/auth/)
+    retry          RetryPolicy          max_retries, retry_backoff
+    timeouts       Timeouts             timeout, else MAX_REQUEST_TIMEOUT, else 300 s; connect 10 s
+    tls            TlsConfig            the private CA bundles SSL_CERT_FILE / REQUESTS_CA_BUNDLE name
+    extra_headers  ((name, value), ...) sent with every request; none yet (a later credential field)
+
+Secrets live only in fields left out of `repr()`: the auth configs' keys and the extra headers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import httpx
+
+from adapters.credentials import credential_error, text
+from adapters.gateway.auth import AuthConfig, auth_config
+from adapters.gateway.endpoint import Endpoint, endpoint_from_url
+from adapters.gateway.retry import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, MAX_WAIT, RetryPolicy
+
+GATEWAY_FIELDS: Final = (
+    "endpoint_url",
+    "auth_method",
+    "api_key",
+    "api_key_header",
+    "api_key_query",
+    "jwt_jwks",
+    "jwt_algorithm",
+    "jwt_consumer_id",
+    "jwt_consumer_claim",
+    "jwt_issuer",
+    "jwt_expiration",
+    "jwt_header_name",
+    "jwt_header_prefix",
+    "hmac_access_key",
+    "hmac_secret_key",
+    "hmac_signature_method",
+    "timeout",
+    "max_retries",
+    "retry_backoff",
+)
+CA_ENVIRONMENT: Final = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+ENVIRONMENT: Final = ("MAX_REQUEST_TIMEOUT", *CA_ENVIRONMENT)
+
+DEFAULT_READ_TIMEOUT: Final = 300.0
+CONNECT_TIMEOUT: Final = 10.0
+_MAX_READ_TIMEOUT: Final = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    read: float = DEFAULT_READ_TIMEOUT
+    connect: float = CONNECT_TIMEOUT
+
+    def for_httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(self.read, connect=self.connect)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    ca_files: tuple[str, ...] = ()  # trusted besides the public roots
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    endpoints: tuple[Endpoint, ...]
+    auth: AuthConfig
+    retry: RetryPolicy
+    timeouts: Timeouts
+    tls: TlsConfig
+    extra_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The endpoint requests go to: the only one until failover across several lands."""
+        return self.endpoints[0]
+
+    @classmethod
+    def from_credentials(cls, credentials: Mapping[str, Any]) -> GatewayConfig:
+        """Reads `credentials` (never mutating it) and the environment; fails naming the field at fault."""
+        fields = gateway_fields(credentials)
+        environment = dict(zip(ENVIRONMENT, _environment(), strict=True))
+        return cls(
+            endpoints=(endpoint_from_url(text(fields, "endpoint_url")),),
+            auth=auth_config(fields),
+            retry=_retry_policy(fields),
+            timeouts=_timeouts(fields, environment["MAX_REQUEST_TIMEOUT"]),
+            tls=TlsConfig(tuple(path for name in CA_ENVIRONMENT if (path := environment[name]))),
+        )
+
+
+def gateway_fields(credentials: Mapping[str, Any]) -> dict[str, Any]:
+    """The gateway fields of a credential set, absent ones as None; nothing else reaches the parsers."""
+    return {name: credentials.get(name) for name in GATEWAY_FIELDS}
+
+
+def _environment() -> tuple[str, ...]:
+    return tuple(os.environ.get(name, "") for name in ENVIRONMENT)
+
+
+# The key of the digest below: random per process, never stored or sent anywhere.
+_DIGEST_KEY: Final = secrets.token_bytes(32)
+
+
+def config_key(credentials: Mapping[str, Any]) -> bytes:
+    """A name for the configuration `credentials` give, to cache what is built from it (sessions).
+
+    What `from_credentials` reads is the gateway fields and `ENVIRONMENT`, so the key is a digest
+    of exactly those: credentials that differ only in other fields (two customizable models on one
+    gateway and consumer) get one key and so share one connection pool. The values themselves are
+    not the key, because the secrets among them would then sit in the session cache for the life
+    of the process, in any repr or heap dump of it (PRIVACY.md). The digest is keyed BLAKE2b with a
+    random per-process key, so it cannot be checked against a guessed API key anywhere else, and
+    128 bits make two configurations sharing a session by collision negligible. It is computed on
+    every request, before the cache is asked, so it must not parse: loading a JWT key and signing
+    a test token happen only when the cache misses.
+    """
+    material = repr((tuple(gateway_fields(credentials).values()), _environment())).encode()
+    return hashlib.blake2b(material, key=_DIGEST_KEY, digest_size=16).digest()
+
+
+def _timeouts(fields: Mapping[str, Any], from_environment: str) -> Timeouts:
+    """Read timeout: the credential's own, else Dify's MAX_REQUEST_TIMEOUT, else 300 s."""
+    raw, where = text(fields, "timeout"), "timeout"
+    if not raw:
+        raw, where = from_environment.strip(), "MAX_REQUEST_TIMEOUT"
+    if not raw:
+        return Timeouts()
+    try:
+        read = float(raw)
+    except ValueError:
+        read = 0.0
+    if not 0 < read <= _MAX_READ_TIMEOUT:
+        problem = f"must be a number of seconds between 0 and {_MAX_READ_TIMEOUT:g}, got {raw!r}."
+        if where == "timeout":
+            raise credential_error(where, problem)
+        raise credential_error("timeout", f"is empty and the environment variable MAX_REQUEST_TIMEOUT {problem}")
+    return Timeouts(read, connect=min(CONNECT_TIMEOUT, read))
+
+
+def _number(fields: Mapping[str, Any], name: str, default: float, low: float, high: float) -> float:
+    raw = text(fields, name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not low <= value <= high:
+        raise credential_error(name, f"must be a number from {low:g} to {high:g}, got {raw!r}.")
+    return value
+
+
+def _retry_policy(fields: Mapping[str, Any]) -> RetryPolicy:
+    retries = _number(fields, "max_retries", DEFAULT_MAX_RETRIES, 0, 5)
+    if retries != int(retries):
+        raise credential_error("max_retries", f"must be a whole number, got {retries:g}.")
+    return RetryPolicy(int(retries), _number(fields, "retry_backoff", DEFAULT_BACKOFF, 0, MAX_WAIT))
