@@ -3,10 +3,12 @@
 - It connects to the configured gateway and nothing else (no cost map, telemetry or tokenizer fetch).
 - Its logs and stderr carry no prompt, answer or credential.
 - LiteLLM reads no .env file and cannot be switched to verbose logging from the environment.
+- No credential is kept as a cache key (connection pools, customizable-model schemas).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import PLUGIN_ROOT, TEST_KEY, Gateway
 from tests.stdio_driver import PluginProcess, chat_data, prompt_message
@@ -118,3 +121,68 @@ def test_litellm_loads_no_dotenv(tmp_path: Path) -> None:
     )
     assert done.stdout.strip() == "None"
     assert "LiteLLM" not in done.stderr
+
+
+# Credentials of each auth scheme whose secret values all carry MARK, over the same model form.
+MARK = "S3CRET-kept-nowhere-91"
+_SCHEME_FIELDS = (
+    {"auth_method": "api_key", "api_key": f"sk-{MARK}"},
+    {
+        "auth_method": "jwt",
+        "jwt_jwks": json.dumps({"kty": "oct", "k": base64.urlsafe_b64encode(f"{MARK}-hs256-secret".encode()).decode()}),
+        "jwt_consumer_id": f"uid-{MARK}",
+    },
+    {"auth_method": "hmac", "hmac_access_key": f"ak-{MARK}", "hmac_secret_key": f"sk-{MARK}"},
+)
+_FORMS = {
+    "llm": {"context_size": "16384", "input_price": "2", "currency": "USD"},
+    "text-embedding": {"max_chunks": "4"},
+    "rerank": {"context_size": "2048"},
+    "speech2text": {"language": "en"},
+    "tts": {"voices": "alloy,echo"},
+}
+
+
+def _leaves(value: object) -> Iterator[object]:
+    """Every str/bytes/number inside a cache key, however nested."""
+    if isinstance(value, tuple | list | frozenset | set):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
+
+
+def test_no_secret_is_kept_as_a_cache_key() -> None:
+    """PRIVACY.md: sessions and customizable schemas are keyed on what they depend on, never on a secret."""
+    from adapters.gateway import transport
+    from adapters.models import base
+    from tests.conftest import adapter
+
+    for model_type, form in _FORMS.items():
+        schemas = []
+        for scheme in _SCHEME_FIELDS:
+            credentials = {"endpoint_url": "https://gw.example.com/v1", **scheme, **form}
+            schemas.append(adapter(model_type).get_model_schema(f"my-{model_type}-model", credentials))
+            transport.session_for(credentials)
+        assert schemas[0] is not None and all(s is schemas[0] for s in schemas), "one entry per model form"
+    keys = [*base._customizable_schemas, *transport._sessions]
+    assert len(base._customizable_schemas) >= len(_FORMS) and len(transport._sessions) >= len(_SCHEME_FIELDS)
+    fragments = [MARK, *(v for scheme in _SCHEME_FIELDS for v in scheme.values() if len(v) > 12)]
+    for leaf in _leaves(keys):
+        shown = leaf.decode("latin-1") if isinstance(leaf, bytes) else str(leaf)
+        assert not any(fragment in shown for fragment in fragments), shown
+    assert not any(fragment in repr(keys) for fragment in fragments)
+
+
+def test_the_schema_cache_reads_exactly_the_model_forms_fields() -> None:
+    from adapters.catalog.resolver import MODEL_FORM_FIELDS
+    from adapters.gateway.config import GATEWAY_FIELDS
+
+    source = yaml.safe_load((PLUGIN_ROOT / "provider_configs" / "provider.yaml").read_text(encoding="utf-8"))
+    model_form = {f["variable"] for f in source["model_fields"]} - {"endpoint_model_name"}  # the name sent, not schema
+    assert set(MODEL_FORM_FIELDS) == model_form | {"route_preset"}
+    secret_fields = {
+        f["variable"] for section in source.values() if isinstance(section, list) for f in section
+        if isinstance(f, dict) and f.get("type") == "secret-input"
+    }  # fmt: skip
+    assert secret_fields and secret_fields <= set(GATEWAY_FIELDS) and not secret_fields & set(MODEL_FORM_FIELDS)

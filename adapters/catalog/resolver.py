@@ -16,6 +16,15 @@ from adapters.catalog.loader import Catalog, CatalogModel, ModelInfo, Route, Voi
 from adapters.credentials import credential_error
 
 _MILLION = Decimal(1_000_000)
+# Every field `customizable_model` reads: the model form's own fields (provider.yaml `model_fields`)
+# and the generated route preset. None holds a secret, so what is built from them can be cached by them.
+MODEL_FORM_FIELDS = (
+    "mode", "route_preset", "context_size", "max_tokens_to_sample", "function_calling_type",
+    "stream_function_calling", "vision_support", "structured_output_support", "agent_though_support",
+    "thinking_param", "input_price", "output_price", "currency", "max_chunks", "dimensions",
+    "supports_input_type", "language", "prompt", "file_upload_limit", "voices", "default_voice",
+    "audio_type", "word_limit",
+)  # fmt: skip
 
 
 def _text(credentials: Mapping[str, Any], name: str) -> str:

@@ -17,7 +17,7 @@ from dify_plugin.interfaces.model.ai_model import AIModel
 
 from adapters.catalog.dify_schema import model_entity
 from adapters.catalog.loader import default_catalog
-from adapters.catalog.resolver import customizable_model
+from adapters.catalog.resolver import MODEL_FORM_FIELDS, customizable_model
 from adapters.gateway.errors import INVOKE_ERROR_MAPPING, to_invoke_error
 
 
@@ -44,7 +44,7 @@ def _catalog_names(model_type: str) -> frozenset[str]:
 
 
 _SCHEMA_CACHE_SIZE = 256
-_customizable_schemas: OrderedDict[tuple[Any, ...], AIModelEntity] = OrderedDict()
+_customizable_schemas: OrderedDict[tuple[str, str, tuple[str, ...]], AIModelEntity] = OrderedDict()
 
 
 class GatewayModel(AIModel):
@@ -58,24 +58,28 @@ class GatewayModel(AIModel):
         return to_invoke_error(error)
 
     def get_model_schema(self, model: str, credentials: Mapping | None = None) -> AIModelEntity | None:
-        """The SDK's lookup, with a customizable model's finished schema kept per credential set.
+        """The SDK's lookup, with a customizable model's finished schema kept per model-form values.
 
         Performance: the SDK looks the schema up on every invoke (to filter the parameters), and for
         a customizable model that means building it from the credentials and filling in the
-        parameter templates again, ~0.07 ms per call. The result depends only on the model type, the
-        name and the credentials (the catalog is fixed for the process), so it is kept, at most
-        _SCHEMA_CACHE_SIZE of them, least recently used out first. It is shared between calls as the
-        catalog models' schemas already are; the SDK's template filling only sets what is unset, so
-        running it again on a kept schema changes nothing. A credential set that fails is not kept.
+        parameter templates again, ~0.07 ms per call. The schema is built from the model-form fields
+        alone (the resolver is handed only MODEL_FORM_FIELDS; the catalog is fixed for the process),
+        so the model type, the name and those values are the cache key: models that differ only in
+        gateway credentials share an entry, and no gateway field, so no secret, is ever read or kept
+        here. At most _SCHEMA_CACHE_SIZE are kept, least recently used out first. A kept schema is
+        shared between calls as the catalog models' schemas already are; the SDK's template filling
+        only sets what is unset, so running it again on a kept schema changes nothing. A form that
+        fails is not kept.
         """
         if not credentials or model in _catalog_names(self.model_type.value):
             return super().get_model_schema(model, credentials)
-        key = (self.model_type.value, model, tuple(sorted((str(k), repr(v)) for k, v in credentials.items())))
+        form = {name: credentials.get(name) for name in MODEL_FORM_FIELDS}
+        key = (self.model_type.value, model, tuple(repr(value) for value in form.values()))
         schema = _customizable_schemas.get(key)
         if schema is not None:
             _customizable_schemas.move_to_end(key)
             return schema
-        schema = super().get_model_schema(model, credentials)
+        schema = super().get_model_schema(model, form)
         if schema is not None:
             _customizable_schemas[key] = schema
             while len(_customizable_schemas) > _SCHEMA_CACHE_SIZE:
