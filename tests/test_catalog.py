@@ -22,11 +22,21 @@ def configs(tmp_path: Path) -> Path:
     return root
 
 
-def _edit_llm(root: Path, change) -> None:
-    path = root / "models" / "llm.yaml"
+def _edit(root: Path, change, file: str = "llm") -> None:
+    path = root / "models" / f"{file}.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     change(data["models"])
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+def _edit_llm(root: Path, change) -> None:
+    _edit(root, change)
+
+
+def _refused(root: Path) -> str:
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(root)
+    return str(caught.value)
 
 
 def test_the_shipped_catalog_loads_with_every_model_type() -> None:
@@ -120,3 +130,134 @@ def test_a_route_with_a_dialect_its_model_type_cannot_speak_is_rejected(configs:
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(CatalogError, match=r"field 'routes\.openai-rerank\.dialect': dialect not spoken"):
         load_catalog(configs)
+
+
+def test_a_yml_file_is_refused_rather_than_ignored(configs: Path) -> None:
+    (configs / "models" / "team.yml").write_text("models: []\n", encoding="utf-8")
+    message = _refused(configs)
+    assert "models/team.yml" in message and "rename it to .yaml" in message
+
+
+@pytest.mark.parametrize(
+    ("file", "find", "field", "model"),
+    [
+        ("models/llm.yaml", "      max_output_tokens: 8192\n", "model_info.max_output_tokens", "qwen-max"),
+        ("models/tts.yaml", "      word_limit: 4096\n", "model_info.word_limit", "tts-1"),
+        ("routes.yaml", "    path: /v1/rerank\n", "routes.openai-rerank.path", None),
+    ],
+)
+def test_a_duplicate_yaml_key_is_refused_naming_file_model_and_field(
+    configs: Path, file: str, find: str, field: str, model: str | None
+) -> None:
+    path = configs / file
+    text = path.read_text(encoding="utf-8")
+    assert find in text
+    path.write_text(text.replace(find, find * 2, 1), encoding="utf-8")
+    message = _refused(configs)
+    assert file in message and f"field {field!r}" in message and "duplicate key" in message
+    assert (f"model {model!r}" in message) if model else "model " not in message
+
+
+@pytest.mark.parametrize(
+    ("file", "key", "value", "expected"),
+    [
+        ("rerank", "max_chunks", 10, "it applies to text-embedding models, not rerank"),
+        ("tts", "context_size", 8192, "it applies to llm and text-embedding and rerank models, not tts"),
+        ("text_embedding", "supports_vision", True, "it applies to llm models, not text-embedding"),
+        ("speech2text", "timeout", 30, "unknown key"),
+    ],
+)
+def test_a_key_that_does_not_apply_to_the_model_type_is_refused(
+    configs: Path, file: str, key: str, value: object, expected: str
+) -> None:
+    _edit(configs, lambda models: models[0]["model_info"].update({key: value}), file)
+    message = _refused(configs)
+    assert f"{file}.yaml" in message and f"field 'model_info.{key}'" in message and expected in message
+
+
+@pytest.mark.parametrize(
+    ("file", "price", "expected"),
+    [
+        ("tts", {"input_cost_per_character": "0.00001", "currency": "USD"}, "model_info.input_cost_per_character"),
+        ("speech2text", {"input_cost_per_second": "0.0001", "currency": "USD"}, "model_info.input_cost_per_second"),
+        ("rerank", {"input_cost_per_query": "0.001"}, "model_info.input_cost_per_query"),
+        ("text_embedding", {"output_cost_per_token": "0.000001"}, "model_info.output_cost_per_token"),
+    ],
+)
+def test_a_price_the_adapters_ignore_is_refused(configs: Path, file: str, price: dict, expected: str) -> None:
+    _edit(configs, lambda models: models[0]["model_info"].update(price), file)
+    message = _refused(configs)
+    assert f"{file}.yaml" in message and f"field {expected!r}" in message
+
+
+def test_an_output_price_without_an_input_price_is_refused(configs: Path) -> None:
+    _edit_llm(configs, lambda models: models[0]["model_info"].pop("input_cost_per_token"))
+    message = _refused(configs)
+    assert "field 'model_info.output_cost_per_token'" in message and "give input_cost_per_token too" in message
+
+
+def test_a_currency_without_a_price_is_refused(configs: Path) -> None:
+    _edit(configs, lambda models: models[0]["model_info"].update(currency="USD"), "speech2text")
+    assert "field 'model_info.currency'" in _refused(configs)
+
+
+def test_max_output_tokens_above_the_context_size_is_refused(configs: Path) -> None:
+    _edit_llm(configs, lambda models: models[0]["model_info"].update(context_size=4096, max_output_tokens=8192))
+    message = _refused(configs)
+    assert "model 'qwen-max'" in message and "field 'model_info.max_output_tokens'" in message
+    assert "above the context size (4096" in message
+
+
+def test_cny_is_read_as_rmb(configs: Path) -> None:
+    _edit_llm(configs, lambda models: models[0]["model_info"].update(currency="CNY"))
+    catalog = load_catalog(configs)
+    model = catalog.models[0]
+    assert model.info.currency == "RMB"
+    assert model_entity(model, catalog).pricing.currency == "RMB"
+
+
+def test_a_currency_dify_does_not_know_is_refused(configs: Path) -> None:
+    _edit_llm(configs, lambda models: models[0]["model_info"].update(currency="EUR"))
+    message = _refused(configs)
+    assert "field 'model_info.currency'" in message and "'EUR'" in message and "CNY (= RMB)" in message
+
+
+def _edit_parameters(root: Path, change) -> None:
+    path = root / "parameters.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data["rules"])
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "expected"),
+    [
+        (lambda rules: rules["seed"].update(type="flaot"), "rules.seed.type", "Dify's schema refuses it"),
+        (lambda rules: rules["top_k"].update(use_template="topk"), "rules.top_k.use_template", "unknown template"),
+        (lambda rules: rules["seed"].update(mni=1), "rules.seed.mni", "not a parameter rule key"),
+        (lambda rules: rules["seed"].update(min="zero"), "rules.seed.min", "Dify's schema refuses it"),
+        (lambda rules: rules["seed"].update(label=["Seed"]), "rules.seed.label", "Dify's schema refuses it"),
+    ],
+)
+def test_a_parameter_rule_dify_would_refuse_is_refused_when_the_catalog_loads(
+    configs: Path, change, field: str, expected: str
+) -> None:
+    _edit_parameters(configs, change)
+    message = _refused(configs)
+    assert "parameters.yaml" in message and f"field {field!r}" in message and expected in message
+
+
+def test_a_route_serving_a_capability_its_model_type_lacks_is_refused(configs: Path) -> None:
+    path = configs / "routes.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["routes"]["openai-rerank"]["serves"] = ["supports_vision"]
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    assert "field 'routes.openai-rerank.serves'" in _refused(configs)
+
+
+@pytest.mark.parametrize("drop", ["output_vector_size", "dimensions"])
+def test_embedding_dimensions_and_vector_size_come_together(configs: Path, drop: str) -> None:
+    _edit(configs, lambda models: models[0]["model_info"].pop(drop), "text_embedding")
+    kept = {"output_vector_size": "dimensions", "dimensions": "output_vector_size"}[drop]
+    message = _refused(configs)
+    assert f"field 'model_info.{kept}'" in message and f"only together with model_info.{drop}" in message

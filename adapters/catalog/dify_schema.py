@@ -19,15 +19,9 @@ from typing import Any
 import yaml
 from dify_plugin.entities.model import AIModelEntity
 
-from adapters.catalog.loader import (
-    CONFIG_ROOT,
-    YAML_DUMPER,
-    YAML_LOADER,
-    Catalog,
-    CatalogError,
-    CatalogModel,
-    load_catalog,
-)
+from adapters.catalog.loader import CONFIG_ROOT, Catalog, CatalogError, CatalogModel, load_catalog, read_config
+from adapters.catalog.model_info import LLMInfo, ModelInfo, RerankInfo, Speech2TextInfo, TextEmbeddingInfo, TTSInfo
+from adapters.catalog.yaml_reader import YAML_DUMPER
 
 PLUGIN_ROOT = CONFIG_ROOT.parent
 GENERATED_DIR = "provider_configs/dify"
@@ -74,45 +68,49 @@ def _parameter_rules(model: CatalogModel, catalog: Catalog) -> list[dict[str, An
     rules = []
     for spec in catalog.parameters_for(model):
         rule = dict(spec.rule)
-        if spec.name == "max_tokens" and model.info.max_output_tokens:
+        if spec.name == "max_tokens" and isinstance(model.info, LLMInfo) and model.info.max_output_tokens:
             rule.update(min=1, max=model.info.max_output_tokens, default=model.info.max_output_tokens)
         rules.append(rule)
     return rules
 
 
-def _pricing(model: CatalogModel) -> dict[str, str] | None:
-    info = model.info
-    if info.currency is None:
+def features(info: ModelInfo) -> list[str]:
+    """Dify's model features for what an LLM's model_info says it supports (other types have none)."""
+    if not isinstance(info, LLMInfo):
+        return []
+    return [name for key, name in _FEATURES if getattr(info, key)]
+
+
+def _pricing(info: ModelInfo) -> dict[str, str] | None:
+    """Dify's pricing per million tokens (LLMs, text embedding and rerank are billed per token)."""
+    if not isinstance(info, LLMInfo | TextEmbeddingInfo | RerankInfo) or info.input_cost_per_token is None:
         return None
-    if model.model_type in ("llm", "text-embedding", "rerank") and info.input_cost_per_token is not None:
-        pricing = {"input": _decimal_text(info.input_cost_per_token * 1_000_000), "unit": str(_PER_MILLION)}
-        if info.output_cost_per_token is not None:
-            pricing["output"] = _decimal_text(info.output_cost_per_token * 1_000_000)
-        return {**pricing, "currency": info.currency}
-    return None
+    pricing = {"input": _decimal_text(info.input_cost_per_token * 1_000_000), "unit": str(_PER_MILLION)}
+    if isinstance(info, LLMInfo) and info.output_cost_per_token is not None:
+        pricing["output"] = _decimal_text(info.output_cost_per_token * 1_000_000)
+    return {**pricing, "currency": str(info.currency)}
 
 
-def _properties(model: CatalogModel) -> dict[str, Any]:
-    info = model.info
-    match model.model_type:
-        case "llm":
-            return {"mode": info.mode, "context_size": info.context_size or 4096}
-        case "text-embedding":
-            return {"context_size": info.context_size or 512, "max_chunks": info.max_chunks or 1}
-        case "rerank":
-            return {"context_size": info.context_size or 4096}
-        case "speech2text":
-            props: dict[str, Any] = {"file_upload_limit": info.file_upload_limit or 25}
+def _properties(info: ModelInfo) -> dict[str, Any]:
+    match info:
+        case LLMInfo():
+            return {"mode": info.mode, "context_size": info.context_size}
+        case TextEmbeddingInfo():
+            return {"context_size": info.context_size, "max_chunks": info.max_chunks}
+        case RerankInfo():
+            return {"context_size": info.context_size}
+        case Speech2TextInfo():
+            props: dict[str, Any] = {"file_upload_limit": info.file_upload_limit}
             if info.supported_file_extensions:
                 props["supported_file_extensions"] = ",".join(info.supported_file_extensions)
             return props
-        case _:
+        case TTSInfo():
             return {
                 "default_voice": info.default_voice or (info.voices[0].mode if info.voices else "default"),
                 "voices": [{"mode": v.mode, "name": v.name, "language": list(v.language)} for v in info.voices],
-                "audio_type": info.audio_type or "mp3",
-                "word_limit": info.word_limit or 500,
-                "max_workers": info.max_workers or 1,
+                "audio_type": info.audio_type,
+                "word_limit": info.word_limit,
+                "max_workers": info.max_workers,
             }
 
 
@@ -122,14 +120,14 @@ def model_document(model: CatalogModel, catalog: Catalog, *, customizable: bool 
         "model": model.name,
         "label": dict(model.label),
         "model_type": model.model_type,
-        "features": [name for key, name in _FEATURES if getattr(model.info, key)],
+        "features": features(model.info),
         "fetch_from": "customizable-model" if customizable else "predefined-model",
-        "model_properties": _properties(model),
+        "model_properties": _properties(model.info),
         "parameter_rules": _parameter_rules(model, catalog),
     }
     if model.deprecated:
         document["deprecated"] = True
-    if pricing := _pricing(model):
+    if pricing := _pricing(model.info):
         document["pricing"] = pricing
     return document
 
@@ -228,18 +226,18 @@ def catalog_table(catalog: Catalog) -> str:
     ]
     for model in catalog.models:
         info = model.info
-        features = [name for key, name in _FEATURES if getattr(info, key) and name != "stream-tool-call"]
+        shown = [name for name in features(info) if name != "stream-tool-call"]
+        pricing = _pricing(info)
         price = ""
-        if info.input_cost_per_token is not None:
-            out = info.output_cost_per_token
-            price = _decimal_text(info.input_cost_per_token * 1_000_000)
-            price += f" / {_decimal_text(out * 1_000_000)}" if out is not None else ""
-            price += f" {info.currency}"
+        if pricing:
+            price = pricing["input"] + (f" / {pricing['output']}" if "output" in pricing else "")
+            price += f" {pricing['currency']}"
         sent = model.gateway_model if model.gateway_model != model.name else ""
-        context = f"{info.context_size:,}" if info.context_size else ""
+        context = _properties(info).get("context_size")
+        context_text = f"{context:,}" if context else ""
         rows.append(
-            f"| {model.name} | {model.model_type} | {model.route.name} | {sent} | {context} | "
-            f"{', '.join(features)} | {price} |"
+            f"| {model.name} | {model.model_type} | {model.route.name} | {sent} | {context_text} | "
+            f"{', '.join(shown)} | {price} |"
         )
     return "\n".join(rows)
 
@@ -259,7 +257,7 @@ def _file_name(model_name: str) -> str:
 def render(root: Path = CONFIG_ROOT) -> dict[str, str]:
     """Every generated file, relative path → text, for the provider_configs/ under `root`."""
     catalog = load_catalog(root)
-    source = yaml.load((root / "provider.yaml").read_text(encoding="utf-8"), Loader=YAML_LOADER)
+    source = read_config(root / "provider.yaml")
 
     def dump(data: object) -> str:
         return _HEADER + yaml.dump(data, Dumper=YAML_DUMPER, allow_unicode=True, sort_keys=False, width=120)

@@ -2,7 +2,8 @@
 
 provider_configs/ is the single source of truth for routes and models: the Dify YAML in
 provider_configs/dify/ is generated from what this module loads, and the adapters read models only
-through it. The loader refuses anything it does not understand, naming the file, the model and the
+through it. Each model's `model_info` follows the schema of its model type (model_info.py). The
+loader refuses anything it does not understand or would not use, naming the file, the model and the
 field, so a typo in the catalog fails at start-up (and in `make check`) instead of on a request.
 """
 
@@ -10,20 +11,23 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
+from dify_plugin.entities.model import DefaultParameterName, ParameterRule
+from pydantic import ValidationError
+
+from adapters.catalog.model_info import SCHEMAS, LLMInfo, ModelInfo, TextEmbeddingInfo, TTSInfo, Voice, capabilities
+from adapters.catalog.model_info import field_names as schema_fields
+from adapters.catalog.yaml_reader import DuplicateKeyError, load_yaml
 
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / "provider_configs"
-# libyaml's loader and dumper are ~10x faster than PyYAML's pure-Python ones; start-up reads all of
-# provider_configs/ (and renders provider_configs/dify/ to check it is current).
-YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 # LiteLLM's model_info `mode` decides the Dify model type.
 MODE_TO_MODEL_TYPE: Mapping[str, str] = MappingProxyType(
@@ -37,6 +41,8 @@ MODE_TO_MODEL_TYPE: Mapping[str, str] = MappingProxyType(
     }
 )
 CURRENCIES = frozenset({"RMB", "USD"})
+# Other spellings of a currency, stored as the one Dify shows.
+CURRENCY_ALIASES: Mapping[str, str] = MappingProxyType({"CNY": "RMB"})
 # The body dialects an adapter of each model type speaks (a route with another one fails at load).
 DIALECTS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
@@ -62,63 +68,6 @@ class CatalogError(ValueError):
         if field:
             where.append(f"field {field!r}")
         super().__init__(f"{': '.join(where)}: {problem}")
-
-
-@dataclass(frozen=True, slots=True)
-class Voice:
-    mode: str
-    name: str
-    language: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
-    """What a model can do and costs, in LiteLLM's `model_info` words (plus a few Dify needs)."""
-
-    mode: str
-    # Dify's context_size: the context window (LiteLLM's max_input_tokens is the input cap alone).
-    context_size: int | None = None
-    max_output_tokens: int | None = None
-    supports_function_calling: bool = False
-    supports_parallel_function_calling: bool = False
-    supports_vision: bool = False
-    supports_video_input: bool = False
-    supports_audio_input: bool = False
-    supports_pdf_input: bool = False
-    supports_response_schema: bool = False
-    supports_reasoning: bool = False
-    # The upstream can stream an answer that calls tools; when false, calls with tools are sent
-    # unstreamed and relayed as a stream.
-    streams_tool_calls: bool = True
-    # The upstream answers only streamed requests (DashScope's QwQ and open Qwen3 models reject others
-    # with "This model only support stream mode"): blocking calls are streamed and collected.
-    stream_only: bool = False
-    extra_params: tuple[str, ...] = ()
-    input_cost_per_token: Decimal | None = None
-    output_cost_per_token: Decimal | None = None
-    currency: str | None = None
-    # text embedding
-    max_chunks: int | None = None
-    output_vector_size: int | None = None
-    dimensions: tuple[int, ...] = ()
-    supports_input_type: bool = False
-    # rerank
-    max_documents: int | None = None
-    # speech to text
-    file_upload_limit: int | None = None
-    supported_file_extensions: tuple[str, ...] = ()
-    supports_language: bool = False
-    supports_prompt: bool = False
-    # text to speech
-    voices: tuple[Voice, ...] = ()
-    default_voice: str | None = None
-    audio_type: str | None = None
-    word_limit: int | None = None
-    max_workers: int | None = None
-
-    @property
-    def model_type(self) -> str:
-        return MODE_TO_MODEL_TYPE[self.mode]
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +131,14 @@ class Catalog:
         return [r for r in self.routes.values() if r.model_type == model_type]
 
     def parameters_for(self, model: CatalogModel) -> list[ParameterSpec]:
-        """The parameter rules Dify shows for a model: standard ones for its mode, then its extras."""
-        names = list(self.standard_parameters.get(model.info.mode, ()))
-        if model.info.supports_response_schema:
+        """The parameter rules Dify shows for an LLM: standard ones for its mode, then its extras."""
+        info = model.info
+        if not isinstance(info, LLMInfo):
+            return []
+        names = list(self.standard_parameters.get(info.mode, ()))
+        if info.supports_response_schema:
             names += ["response_format", "json_schema"]
-        names += [n for n in model.info.extra_params if n not in names]
+        names += [n for n in info.extra_params if n not in names]
         return [self.parameters[n] for n in names]
 
 
@@ -194,14 +146,18 @@ class Catalog:
 # Reading and checking the YAML
 
 
-def _read_yaml(path: Path) -> Any:
+def read_config(path: Path) -> Any:
+    """One provider_configs/ YAML file; a missing file, bad YAML or a duplicate key is a CatalogError."""
     try:
         with path.open(encoding="utf-8") as handle:
-            return yaml.load(handle, Loader=YAML_LOADER)
+            return load_yaml(handle)
     except FileNotFoundError as exc:
         raise CatalogError(path, "file is missing") from exc
     except yaml.YAMLError as exc:
         raise CatalogError(path, f"not valid YAML: {exc}") from exc
+    except DuplicateKeyError as exc:
+        problem = f"duplicate key (lines {exc.first_line} and {exc.line}); YAML would keep only the last"
+        raise CatalogError(path, problem, exc.model, exc.field) from exc
 
 
 def _mapping(value: Any, file: Path, what: str, model: str | None = None) -> Mapping[str, Any]:
@@ -229,17 +185,47 @@ def _i18n(value: Any, file: Path, model: str | None, name: str) -> Mapping[str, 
     return MappingProxyType(dict(data))
 
 
-_INFO_TYPES = get_type_hints(ModelInfo)
+# ---------------------------------------------------------------------------------------------
+# model_info: one schema per model type (adapters/catalog/model_info.py)
+
+
+@functools.cache
+def _annotations(schema: type[ModelInfo]) -> dict[str, Any]:
+    return get_type_hints(schema)
+
+
+def _voices(value: Any, file: Path, model: str, name: str) -> tuple[Voice, ...]:
+    if not isinstance(value, list) or not value:
+        raise CatalogError(file, "expected a non-empty list of voices", model, name)
+    voices = []
+    for i, item in enumerate(value):
+        where = f"{name}[{i}]"
+        voice = _mapping(item, file, where, model)
+        _check_keys(voice, {"mode", "name", "language"}, {"mode", "name"}, file, model, where + ".")
+        languages = voice.get("language", [])
+        if not isinstance(languages, list) or not all(isinstance(x, str) for x in languages):
+            raise CatalogError(file, "expected a list of language tags", model, where + ".language")
+        voices.append(Voice(str(voice["mode"]), str(voice["name"]), tuple(languages)))
+    return tuple(voices)
 
 
 def _coerce(value: Any, annotation: Any, file: Path, model: str, name: str) -> Any:
-    """Check one model_info value against the dataclass annotation, converting where YAML can't."""
-    text = str(annotation)
+    """Check one model_info value against its schema annotation, converting where YAML cannot."""
+    if get_origin(annotation) is types.UnionType:  # `X | None`: None is the default, never written
+        (annotation,) = (a for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is tuple:
+        (item,) = get_args(annotation)[:1]
+        if item is Voice:
+            return _voices(value, file, model, name)
+        wanted = int if item is int else str
+        if not isinstance(value, list) or not all(isinstance(x, wanted) and not isinstance(x, bool) for x in value):
+            raise CatalogError(file, f"expected a list of {wanted.__name__}s, got {value!r}", model, name)
+        return tuple(value)
     if annotation is bool:
         if not isinstance(value, bool):
             raise CatalogError(file, f"expected true or false, got {value!r}", model, name)
         return value
-    if "Decimal" in text:
+    if annotation is Decimal:
         try:
             amount = Decimal(str(value))
         except InvalidOperation as exc:
@@ -247,45 +233,93 @@ def _coerce(value: Any, annotation: Any, file: Path, model: str, name: str) -> A
         if isinstance(value, bool) or not amount.is_finite() or amount < 0:
             raise CatalogError(file, f"expected a non-negative decimal number, got {value!r}", model, name)
         return amount
-    if "float" in text:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise CatalogError(file, f"expected a positive number, got {value!r}", model, name)
-        return float(value)
-    if "int" in text and "tuple" not in text:
+    if annotation is int:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise CatalogError(file, f"expected a positive integer, got {value!r}", model, name)
         return value
-    if "Voice" in text:
-        if not isinstance(value, list) or not value:
-            raise CatalogError(file, "expected a non-empty list of voices", model, name)
-        voices = []
-        for i, item in enumerate(value):
-            where = f"{name}[{i}]"
-            voice = _mapping(item, file, where, model)
-            _check_keys(voice, {"mode", "name", "language"}, {"mode", "name"}, file, model, where + ".")
-            languages = voice.get("language", [])
-            if not isinstance(languages, list) or not all(isinstance(x, str) for x in languages):
-                raise CatalogError(file, "expected a list of language tags", model, where + ".language")
-            voices.append(Voice(str(voice["mode"]), str(voice["name"]), tuple(languages)))
-        return tuple(voices)
-    if "tuple[int" in text:
-        if not isinstance(value, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in value):
-            raise CatalogError(file, f"expected a list of integers, got {value!r}", model, name)
-        return tuple(value)
-    if "tuple[str" in text:
-        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            raise CatalogError(file, f"expected a list of names, got {value!r}", model, name)
-        return tuple(value)
     if not isinstance(value, str) or not value:
         raise CatalogError(file, f"expected text, got {value!r}", model, name)
     return value
 
 
+def _refuse_foreign_keys(data: Mapping[str, Any], model_type: str, file: Path, model: str) -> None:
+    """A key outside the type's schema is refused, saying which model types it belongs to, if any."""
+    own = schema_fields(SCHEMAS[model_type])
+    for key in data:
+        if key in own:
+            continue
+        owners = [t for t, schema in SCHEMAS.items() if key in schema_fields(schema)]
+        belongs = f"it applies to {' and '.join(owners)} models, not {model_type}" if owners else "unknown key"
+        raise CatalogError(file, f"{belongs} ({model_type} keys: {', '.join(own)})", model, f"model_info.{key}")
+    if "mode" not in data:
+        raise CatalogError(file, "required key is missing", model, "model_info.mode")
+
+
+def _check_prices(data: Mapping[str, Any], info: ModelInfo, file: Path, model: str) -> None:
+    prices = [k for k in data if k.endswith("_cost_per_token")]
+    currency = getattr(info, "currency", None)
+    if prices and currency is None:
+        raise CatalogError(file, "a price is given without a currency", model, "model_info.currency")
+    if currency is not None and not prices:
+        raise CatalogError(file, "a currency without a price is used nowhere", model, "model_info.currency")
+    if currency is not None and currency not in CURRENCIES:
+        known = [*sorted(CURRENCIES), *(f"{a} (= {c})" for a, c in CURRENCY_ALIASES.items())]
+        raise CatalogError(file, f"expected one of {', '.join(known)}, got {currency!r}", model, "model_info.currency")
+    if "output_cost_per_token" in data and "input_cost_per_token" not in data:
+        raise CatalogError(
+            file,
+            "Dify's pricing has no output-only form: give input_cost_per_token too",
+            model,
+            "model_info.output_cost_per_token",
+        )
+
+
+def _check_llm(info: LLMInfo, params: Mapping[str, ParameterSpec], file: Path, model: str) -> None:
+    for name in info.extra_params:
+        if name not in params:
+            raise CatalogError(
+                file, f"unknown parameter {name!r} (see parameters.yaml)", model, "model_info.extra_params"
+            )
+    if info.max_output_tokens and info.max_output_tokens > info.context_size:
+        raise CatalogError(
+            file,
+            f"{info.max_output_tokens} is above the context size ({info.context_size}, model_info.context_size)",
+            model,
+            "model_info.max_output_tokens",
+        )
+
+
+def _check_embedding(info: TextEmbeddingInfo, file: Path, model: str) -> None:
+    if bool(info.output_vector_size) != bool(info.dimensions):
+        given, missing = (
+            ("output_vector_size", "dimensions") if info.output_vector_size else ("dimensions", "output_vector_size")
+        )
+        raise CatalogError(
+            file,
+            f"is used only together with model_info.{missing} (the sizes the model returns and the one asked for)",
+            model,
+            f"model_info.{given}",
+        )
+    if info.output_vector_size not in (None, *info.dimensions):
+        raise CatalogError(
+            file, "the vector size asked for is not one of `dimensions`", model, "model_info.output_vector_size"
+        )
+
+
+def _check_default_voice(info: TTSInfo, file: Path, model: str) -> None:
+    if info.default_voice not in {v.mode for v in info.voices}:
+        raise CatalogError(file, "default voice is not one of the voices", model, "model_info.default_voice")
+
+
 def _model_info(raw: Any, route: Route, params: Mapping[str, ParameterSpec], file: Path, model: str) -> ModelInfo:
     data = _mapping(raw, file, "model_info", model)
-    _check_keys(data, set(_INFO_TYPES), {"mode"}, file, model, "model_info.")
-    values = {k: _coerce(v, _INFO_TYPES[k], file, model, f"model_info.{k}") for k, v in data.items()}
-    info = ModelInfo(**values)
+    schema = SCHEMAS[route.model_type]
+    _refuse_foreign_keys(data, route.model_type, file, model)
+    hints = _annotations(schema)
+    values = {k: _coerce(v, hints[k], file, model, f"model_info.{k}") for k, v in data.items()}
+    if "currency" in values:
+        values["currency"] = CURRENCY_ALIASES.get(values["currency"], values["currency"])
+    info = schema(**values)
     if info.mode not in route.modes:
         raise CatalogError(
             file,
@@ -296,28 +330,19 @@ def _model_info(raw: Any, route: Route, params: Mapping[str, ParameterSpec], fil
     for name in data:
         if name.startswith("supports_") and values[name] and name not in route.serves:
             raise CatalogError(file, f"route {route.name!r} cannot serve this capability", model, f"model_info.{name}")
-    for name in info.extra_params:
-        if name not in params:
-            raise CatalogError(
-                file, f"unknown parameter {name!r} (see parameters.yaml)", model, "model_info.extra_params"
-            )
-    costs = [k for k in data if "cost_per" in k]
-    if costs and info.currency is None:
-        raise CatalogError(file, "a cost is given without a currency", model, "model_info.currency")
-    if info.currency is not None and info.currency not in CURRENCIES:
-        raise CatalogError(file, f"expected one of {sorted(CURRENCIES)}", model, "model_info.currency")
-    if info.output_vector_size and info.dimensions and info.output_vector_size not in info.dimensions:
-        raise CatalogError(
-            file, "the default vector size is not one of `dimensions`", model, "model_info.output_vector_size"
-        )
-    if info.default_voice and info.voices and info.default_voice not in {v.mode for v in info.voices}:
-        raise CatalogError(file, "default voice is not one of the voices", model, "model_info.default_voice")
+    _check_prices(data, info, file, model)
+    if isinstance(info, LLMInfo):
+        _check_llm(info, params, file, model)
+    elif isinstance(info, TextEmbeddingInfo):
+        _check_embedding(info, file, model)
+    elif isinstance(info, TTSInfo) and info.default_voice and info.voices:
+        _check_default_voice(info, file, model)
     return info
 
 
 def _load_routes(root: Path) -> dict[str, Route]:
     file = root / "routes.yaml"
-    data = _mapping(_read_yaml(file), file, "routes.yaml")
+    data = _mapping(read_config(file), file, "routes.yaml")
     routes: dict[str, Route] = {}
     allowed = {"model_type", "modes", "path", "litellm", "dialect", "serves", "customizable_label"}
     for name, raw in _mapping(data.get("routes"), file, "routes").items():
@@ -334,6 +359,11 @@ def _load_routes(root: Path) -> dict[str, Route]:
             )
         if not str(spec["path"]).startswith("/"):
             raise CatalogError(file, "path must start with '/'", None, f"routes.{name}.path")
+        serves = spec.get("serves") or []
+        switches = capabilities(SCHEMAS[str(spec["model_type"])])
+        if not isinstance(serves, list) or any(s not in switches for s in serves):
+            problem = f"expected a list of {spec['model_type']} capabilities ({', '.join(sorted(switches)) or 'none'})"
+            raise CatalogError(file, f"{problem}, got {serves!r}", None, f"routes.{name}.serves")
         label = spec.get("customizable_label")
         routes[name] = Route(
             name=name,
@@ -342,24 +372,52 @@ def _load_routes(root: Path) -> dict[str, Route]:
             path=str(spec["path"]),
             litellm=str(spec["litellm"]),
             dialect=str(spec["dialect"]),
-            serves=frozenset(spec.get("serves") or ()),
+            serves=frozenset(serves),
             customizable_label=_i18n(label, file, None, f"routes.{name}.customizable_label") if label else None,
         )
     return routes
 
 
+_RULE_KEYS = frozenset(ParameterRule.model_fields) - {"name"}
+_TEMPLATES = frozenset(member.value for member in DefaultParameterName)
+
+
+def _check_rule(rule: Mapping[str, Any], file: Path, where: str) -> None:
+    """Refuse a rule Dify's own ParameterRule model would refuse (or whose keys it would drop)."""
+    for key in rule:
+        if key not in _RULE_KEYS:
+            known = ", ".join(sorted(_RULE_KEYS | {"send_as"}))
+            raise CatalogError(
+                file, f"not a parameter rule key (a rule's name is its key; keys: {known})", None, f"{where}.{key}"
+            )
+    template = rule.get("use_template")
+    if template is not None and template not in _TEMPLATES:
+        raise CatalogError(
+            file, f"unknown template (known: {', '.join(sorted(_TEMPLATES))})", None, f"{where}.use_template"
+        )
+    try:
+        ParameterRule.model_validate({"name": where.rpartition(".")[2], **rule})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        raise CatalogError(file, f"Dify's schema refuses it: {error['msg']}", None, f"{where}.{field}") from exc
+
+
 def _load_parameters(root: Path) -> tuple[dict[str, ParameterSpec], dict[str, tuple[str, ...]]]:
     file = root / "parameters.yaml"
-    data = _mapping(_read_yaml(file), file, "parameters.yaml")
+    data = _mapping(read_config(file), file, "parameters.yaml")
     specs: dict[str, ParameterSpec] = {}
     for name, raw in _mapping(data.get("rules"), file, "rules").items():
         rule = dict(_mapping(raw, file, f"rules.{name}"))
         send_as = str(rule.pop("send_as", name))
-        if "use_template" not in rule and "type" not in rule:
-            raise CatalogError(file, "a rule needs use_template or type", None, f"rules.{name}")
+        _check_rule(rule, file, f"rules.{name}")
         specs[name] = ParameterSpec(name, MappingProxyType({"name": name, **rule}), tuple(send_as.split(".")))
     standard: dict[str, tuple[str, ...]] = {}
     for mode, names in _mapping(data.get("standard"), file, "standard").items():
+        if MODE_TO_MODEL_TYPE.get(str(mode)) != "llm":
+            raise CatalogError(
+                file, "standard rules are given per LLM mode: chat or completion", None, f"standard.{mode}"
+            )
         unknown = [n for n in names if n not in specs]
         if unknown:
             raise CatalogError(file, f"unknown rules {unknown}", None, f"standard.{mode}")
@@ -374,7 +432,7 @@ def _load_models(
     seen: dict[tuple[str, str], Path] = {}
     allowed = {"model_name", "label", "route", "gateway_model", "deprecated", "model_info"}
     for file in sorted((root / "models").glob("*.yaml")):
-        data = _mapping(_read_yaml(file) or {}, file, "top level")
+        data = _mapping(read_config(file) or {}, file, "top level")
         _check_keys({k: v for k, v in data.items() if not str(k).startswith("x-")}, {"models"}, set(), file, None)
         entries = data.get("models") or []
         if not isinstance(entries, list):
@@ -413,6 +471,9 @@ def _load_models(
 
 def load_catalog(root: Path = CONFIG_ROOT) -> Catalog:
     """Read and validate provider_configs/ under `root`; raises CatalogError naming file, model, field."""
+    # Only `.yaml` is read; a `.yml` file would otherwise be ignored without a word.
+    for stray in sorted(p for p in root.rglob("*.yml") if p.is_file()):
+        raise CatalogError(stray, "not read: provider_configs/ reads `.yaml` files only; rename it to .yaml")
     routes = _load_routes(root)
     params, standard = _load_parameters(root)
     return Catalog(

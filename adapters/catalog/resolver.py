@@ -6,13 +6,22 @@ user adds by name in Dify follows exactly the same code path as one from provide
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from dify_plugin.errors.model import CredentialsValidateFailedError
 
-from adapters.catalog.loader import Catalog, CatalogModel, ModelInfo, Route, Voice, default_catalog
+from adapters.catalog.loader import Catalog, CatalogModel, Route, default_catalog
+from adapters.catalog.model_info import (
+    LLMInfo,
+    ModelInfo,
+    RerankInfo,
+    Speech2TextInfo,
+    TextEmbeddingInfo,
+    TTSInfo,
+    Voice,
+)
 from adapters.credentials import credential_error
 
 _MILLION = Decimal(1_000_000)
@@ -75,7 +84,7 @@ def _route(catalog: Catalog, model_type: str, mode: str | None, credentials: Map
     raise credential_error("route_preset", f"unknown value {wanted!r} for {model_type}; expected one of {names}.")
 
 
-def _llm_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
+def _llm_info(credentials: Mapping[str, Any], route: Route) -> LLMInfo:
     mode = route.modes[0]
     tools = _choice(credentials, "function_calling_type", ("tool_call", "function_call", "no_call"), "no_call")
     thinking = _choice(
@@ -88,7 +97,7 @@ def _llm_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
     input_cost = _price_per_token(credentials, "input_price")
     output_cost = _price_per_token(credentials, "output_price")
     priced = input_cost is not None or output_cost is not None
-    return ModelInfo(
+    return LLMInfo(
         mode=mode,
         context_size=positive_int(credentials, "context_size", 4096),
         max_output_tokens=positive_int(credentials, "max_tokens_to_sample", 4096),
@@ -115,13 +124,13 @@ def _priced(credentials: Mapping[str, Any]) -> dict[str, Any]:
     return {"input_cost_per_token": cost, "currency": _choice(credentials, "currency", ("RMB", "USD"), "RMB")}
 
 
-def _embedding_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
+def _embedding_info(credentials: Mapping[str, Any], route: Route) -> TextEmbeddingInfo:
     # max_chunks defaults to 10: DashScope's per-request cap for text-embedding-v3/v4, the most common
     # backend behind this gateway, and no higher than other OpenAI-compatible servers accept (OpenAI
     # 2048, TEI 32, vLLM unbounded); 1 would work everywhere but costs one request per text.
     size = positive_int(credentials, "dimensions", 1) if _text(credentials, "dimensions") else None
     input_type = _choice(credentials, "supports_input_type", ("supported", "not_supported"), "not_supported")
-    return ModelInfo(
+    return TextEmbeddingInfo(
         mode="embedding",
         context_size=positive_int(credentials, "context_size", 8192),
         max_chunks=positive_int(credentials, "max_chunks", 10),
@@ -132,15 +141,15 @@ def _embedding_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
     )
 
 
-def _rerank_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
-    return ModelInfo(
+def _rerank_info(credentials: Mapping[str, Any], route: Route) -> RerankInfo:
+    return RerankInfo(
         mode="rerank", context_size=positive_int(credentials, "context_size", 4096), **_priced(credentials)
     )
 
 
-def _speech2text_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
+def _speech2text_info(credentials: Mapping[str, Any], route: Route) -> Speech2TextInfo:
     # A configured language or prompt is the user's statement that the model takes it.
-    return ModelInfo(
+    return Speech2TextInfo(
         mode="audio_transcription",
         file_upload_limit=positive_int(credentials, "file_upload_limit", 25),
         supports_language=bool(_text(credentials, "language")),
@@ -155,7 +164,7 @@ _VOICE_LANGUAGES = (
 )  # fmt: skip
 
 
-def _tts_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
+def _tts_info(credentials: Mapping[str, Any], route: Route) -> TTSInfo:
     names = list(dict.fromkeys(v.strip() for v in _text(credentials, "voices").split(",") if v.strip()))
     if not names:
         raise credential_error(
@@ -170,7 +179,7 @@ def _tts_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
     audio_type = _choice(credentials, "audio_type", ("mp3", "wav"), "wav" if wav_only else "mp3")
     if wav_only and audio_type != "wav":
         raise credential_error("audio_type", f"must be wav for route {route.name!r}: it only returns WAV audio.")
-    return ModelInfo(
+    return TTSInfo(
         mode="audio_speech",
         voices=tuple(Voice(mode=n, name=n, language=_VOICE_LANGUAGES) for n in names),
         default_voice=default_voice,
@@ -179,7 +188,7 @@ def _tts_info(credentials: Mapping[str, Any], route: Route) -> ModelInfo:
     )
 
 
-_INFO_BUILDERS = {
+_INFO_BUILDERS: Mapping[str, Callable[[Mapping[str, Any], Route], ModelInfo]] = {
     "llm": _llm_info,
     "text-embedding": _embedding_info,
     "rerank": _rerank_info,

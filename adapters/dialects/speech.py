@@ -38,7 +38,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def build_speech_request(model: CatalogModel, text: str, voice: str) -> dict[str, Any]:
     match model.route.dialect:
         case "openai":
-            audio_type = model.info.audio_type or "mp3"
+            audio_type = model.info.audio_type
             return {"model": model.gateway_model, "input": text, "voice": voice, "response_format": audio_type}
         case "dashscope":
             return speech_request_body(provider=model.route.litellm, model=model.gateway_model, text=text, voice=voice)

@@ -56,7 +56,7 @@ class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
         if info.supported_file_extensions and fmt.extension not in info.supported_file_extensions:
             accepted = ", ".join(info.supported_file_extensions)
             raise bad_request(target, f"{fmt.extension} audio is not accepted by this model (it takes {accepted}).")
-        if info.file_upload_limit and len(audio) > info.file_upload_limit * _MEGABYTE:
+        if len(audio) > info.file_upload_limit * _MEGABYTE:
             size = len(audio) / _MEGABYTE
             raise bad_request(
                 target, f"the audio is {size:.1f} MB; the model takes at most {info.file_upload_limit} MB."

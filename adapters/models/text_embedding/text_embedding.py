@@ -43,7 +43,7 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
             raise bad_request(target, f"text(s) at position {empty[:10]} are empty; the gateway rejects empty input.")
         session = session_for(credentials)
         kind = EmbeddingInputType(input_type).value
-        size = target.info.max_chunks or 1
+        size = target.info.max_chunks
         vectors: list[list[float]] = []
         tokens = 0
         for start in range(0, len(texts), size):

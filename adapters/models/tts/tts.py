@@ -25,7 +25,6 @@ from adapters.models.base import GatewayModel, checking_credentials
 
 # Sentence ends in Latin and CJK text, and line breaks.
 _SENTENCE_END = r"[。．.!?！？;；…\n]"
-_DEFAULT_WORD_LIMIT = 500
 
 
 def pick_voice(model: CatalogModel, requested: str | None) -> str:
@@ -51,7 +50,7 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
     ) -> Generator[bytes, None, None]:
         # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
         target = resolve_model("tts", model, credentials)
-        limit = target.info.word_limit or _DEFAULT_WORD_LIMIT
+        limit = target.info.word_limit
         pieces = [
             piece.strip()
             for piece in self._split_text_into_sentences(content_text or "", max_length=limit, pattern=_SENTENCE_END)
@@ -84,7 +83,7 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
             response = session.send(target.route, json=body)
             return speech_audio(target, session, response)
 
-        workers = min(target.info.max_workers or 1, len(pieces))
+        workers = min(target.info.max_workers, len(pieces))
         if workers == 1:
             yield from map(synthesize, pieces)
             return
