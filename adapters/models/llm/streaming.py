@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from adapters.catalog.loader import ModelInfo
+from adapters.catalog.model_info import LLMInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +23,7 @@ class Streaming:
     to_dify: bool  # Dify gets chunks; else one LLMResult
 
 
-def plan_streaming(info: ModelInfo, *, dify_stream: bool, with_tools: bool) -> Streaming:
+def plan_streaming(info: LLMInfo, *, dify_stream: bool, with_tools: bool) -> Streaming:
     """How one call streams, for a model with `info`, Dify asking for a stream or not, with tools or not."""
     wanted = dify_stream or info.stream_only
     return Streaming(on_wire=wanted and not (with_tools and not info.streams_tool_calls), to_dify=dify_stream)
