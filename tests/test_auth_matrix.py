@@ -577,6 +577,22 @@ def test_every_auth_method_on_every_validation_call(gw: AuthGateway, method_id: 
     gw.check_all(method, op)
 
 
+# The Accept header the transport sets per kind of answer (adapters/gateway/transport.py `Answer`).
+EXPECTED_ACCEPT = {"llm-stream": "text/event-stream", "tts-openai": "*/*", "tts-dashscope": "*/*"}
+
+
+@pytest.mark.parametrize("op", INVOKES, ids=str)
+def test_the_same_call_sends_the_same_accept_under_every_auth_scheme(gw: AuthGateway, op: Op) -> None:
+    accepts = {}
+    for method_id in ("key-bearer", "jwt-rs256", "hmac-sha256"):
+        gw.emulator.clear()
+        op.run(gw.credentials(method_id), _marker())
+        accepts[method_id] = [(r.method, r.headers.get("accept")) for r in gw.emulator.received]
+    assert accepts["key-bearer"] == accepts["jwt-rs256"] == accepts["hmac-sha256"]
+    posts = [accept for method, accept in accepts["key-bearer"] if method == "POST"]
+    assert posts and set(posts) == {EXPECTED_ACCEPT.get(op.id, "application/json")}
+
+
 @pytest.mark.parametrize(
     "op", [OPS[o] for o in ("llm-stream", "speech2text-multipart", "tts-dashscope", "validate-llm-blocking")], ids=str
 )

@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import certifi
@@ -56,6 +57,23 @@ def shared_ssl_context(tls: TlsConfig) -> ssl.SSLContext:
         return _ssl_cache[tls]
 
 
+class Answer(StrEnum):
+    """What the caller reads from a 2xx answer; the value is the `Accept` header the request carries.
+
+    The transport sets it on every request, whatever the consumer's auth scheme (HMAC signs it as
+    one of its fixed lines, and changes nothing), so one call sends the same headers under API
+    key, JWT and HMAC consumers alike.
+    """
+
+    JSON = "application/json"
+    EVENT_STREAM = "text/event-stream"
+    # Speech synthesis: audio whose type follows the requested format and the server (audio/mpeg,
+    # audio/wav, some send application/octet-stream), or on DashScope JSON pointing at the audio.
+    # The bytes are checked, not their label, and naming types would only invite a 406 from a
+    # server that negotiates strictly, so any type is accepted.
+    SPEECH = "*/*"
+
+
 # Failures where the gateway never saw the request (or dropped it before answering): safe to resend.
 _NEVER_ANSWERED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
 
@@ -77,16 +95,20 @@ class GatewaySession:
         files: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | None = None,
         stream: bool = False,
-        headers: Mapping[str, str] | None = None,
+        answer: Answer = Answer.JSON,
     ) -> httpx.Response:
-        """POST to a route; returns a 2xx response (open when `stream`) or raises a mapped InvokeError."""
+        """POST to a route; returns a 2xx response (open when `stream`) or raises a mapped InvokeError.
+
+        A streamed request asks for `text/event-stream`; any other asks for what `answer` names.
+        """
+        accept = Answer.EVENT_STREAM if stream else answer
         request = self.client.build_request(
             "POST",
             self.endpoint.url(route),
             json=json,
             files=files,
             data=data,
-            headers=headers,
+            headers={"Accept": accept.value},
         )
         return self.send_request(request, stream=stream)
 

@@ -1,7 +1,8 @@
 """HMAC consumers: the Higress hmac-auth `X-Ca-*` signature over the final method, headers, path, query and body.
 
 The pure functions come first so tests can replay published signing examples; `HmacAuth` applies
-them to the request exactly as it goes on the wire.
+them to the request exactly as it goes on the wire. `Accept` is one of the signed lines; it is
+signed as the transport set it, so an HMAC consumer sends the same headers as any other.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Mapping
@@ -134,9 +134,6 @@ class HmacAuth(httpx.Auth):
         body = request.content
         content_type = request.headers.get("content-type", "")
         is_form = _FORM_TYPE in content_type.lower()
-        if request.headers.get("accept", "*/*") == "*/*":
-            # httpx sends "*/*" by default; the classic gateway doc asks for an explicit Accept.
-            request.headers["Accept"] = _default_accept(body, content_type)
         # Higress answers 400 to a Content-MD5 on an empty body; form bodies are signed as parameters.
         if body and not is_form and len(body) <= _MAX_MD5_BODY_BYTES:
             request.headers["Content-MD5"] = content_md5(body)
@@ -161,19 +158,6 @@ class HmacAuth(httpx.Auth):
 
     def __repr__(self) -> str:
         return f"HmacAuth(signature_method={self._signature_method!r})"
-
-
-def _default_accept(body: bytes, content_type: str) -> str:
-    """`text/event-stream` for a JSON body asking to stream, else `application/json`."""
-    # The substring test keeps large non-streaming bodies from being parsed at all.
-    if body and "json" in content_type.lower() and b'"stream"' in body:
-        try:
-            document = json.loads(body)
-        except ValueError:
-            return "application/json"
-        if isinstance(document, dict) and document.get("stream") is True:
-            return "text/event-stream"
-    return "application/json"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from adapters.catalog.resolver import resolve_model
 from adapters.dialects.answers import bad_request
 from adapters.dialects.audio import WAV, daemon_chunks, join_wav, sniff_audio_format
 from adapters.dialects.speech import build_speech_request, speech_audio
-from adapters.gateway.transport import GatewaySession, session_for
+from adapters.gateway.transport import Answer, GatewaySession, session_for
 from adapters.models.base import GatewayModel, checking_credentials
 
 # Sentence ends in Latin and CJK text, and line breaks.
@@ -80,7 +80,7 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
     ) -> Iterator[bytes]:
         def synthesize(text: str) -> bytes:
             body = build_speech_request(target, text, voice)
-            response = session.send(target.route, json=body)
+            response = session.send(target.route, json=body, answer=Answer.SPEECH)
             return speech_audio(target, session, response)
 
         workers = min(target.info.max_workers, len(pieces))
