@@ -12,7 +12,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-* && touch $@
 
-## test: validate provider_configs/, lint, and run the whole suite offline (cassettes replay)
+## test: validate provider_configs/, lint, run the whole suite offline (cassettes replay); the one test that
+##       needs the package index (marker package_index) is skipped with its reason when pip cannot reach it
 test: check
 	$(PY) -m pytest
 

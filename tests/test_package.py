@@ -1,8 +1,10 @@
 """What users upload is what we tested: the .difypkg, unpacked, installed into a fresh venv, run over stdio.
 
 The fresh venv is built from the package's own requirements.txt with pip (the daemon uses `uv pip`),
-which needs the package registry. To keep `make test` quick it is cached under the system temp dir,
-keyed by the hash of requirements.txt; with CI set, or AIGW_FRESH_VENV=1, it is built from scratch.
+which needs the package index: that one test is marked `package_index` and skipped, with the reason,
+when pip cannot reach the index (a short `pip download` probe) or AIGW_OFFLINE=1. To keep `make test`
+quick the venv is cached under the system temp dir, keyed by the hash of requirements.txt (a cached
+venv needs no index); with CI set, or AIGW_FRESH_VENV=1, it is built from scratch.
 """
 
 from __future__ import annotations
@@ -218,13 +220,43 @@ def test_building_twice_gives_the_same_bytes(tmp_path: Path) -> None:
     assert len(digests) == 1
 
 
-def _fresh_venv(requirements: Path, home: Path) -> Path:
-    """A venv under `home` with only the package's requirements, reused if a complete one is there."""
+PROBE_SECONDS = 30  # pip's own network timeout is 5 s with no retries; this bounds the whole probe
+
+
+def _first_requirement(requirements: Path) -> str:
+    lines = requirements.read_text(encoding="utf-8").splitlines()
+    return next(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
+
+
+def index_unreachable(requirements: Path, workdir: Path) -> str | None:
+    """Why pip cannot install `requirements` here, or None: AIGW_OFFLINE=1, or one `pip download` failing."""
+    if os.environ.get("AIGW_OFFLINE") == "1":
+        return "AIGW_OFFLINE=1: building a fresh venv needs the package index"
+    requirement = _first_requirement(requirements)
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q"]
+    command += ["--timeout", "5", "--retries", "0", "--dest", str(workdir), requirement]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        return f"no answer from the package index: `pip download {requirement}` took over {PROBE_SECONDS} s"
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"pip cannot fetch from the package index: `pip download {requirement}` failed ({last})"
+    return None
+
+
+def _fresh_venv(requirements: Path, home: Path, probe_dir: Path) -> Path:
+    """A venv under `home` with only the package's requirements, reused if a complete one is there.
+
+    Skips the test when a venv has to be built and pip cannot reach the package index.
+    """
     digest = hashlib.sha256(requirements.read_bytes() + sys.version.encode()).hexdigest()[:16]
     venv = home / f"aigw-difypkg-venv-{digest}"
     python = venv / "bin" / "python"
     if (venv / ".complete").exists():
         return python
+    if reason := index_unreachable(requirements, probe_dir):
+        pytest.skip(reason)
     building = Path(tempfile.mkdtemp(prefix=f"{venv.name}-building-", dir=home))
     subprocess.run([sys.executable, "-m", "venv", str(building)], check=True, timeout=120)
     subprocess.run(
@@ -244,13 +276,14 @@ def _fresh_venv(requirements: Path, home: Path) -> Path:
 def packaged_plugin(unpacked: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginProcess]:
     fresh = bool(os.environ.get("CI")) or os.environ.get("AIGW_FRESH_VENV") == "1"
     home = tmp_path_factory.mktemp("venv") if fresh else Path(tempfile.gettempdir())
-    python = _fresh_venv(unpacked / "requirements.txt", home)
+    python = _fresh_venv(unpacked / "requirements.txt", home, tmp_path_factory.mktemp("probe"))
     # The daemon's environment, not ours: nothing from this checkout can leak onto the plugin's path.
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8"}
     with PluginProcess.start(unpacked, python=str(python), env=env, inherit_env=False, ready_timeout=60) as plugin:
         yield plugin
 
 
+@pytest.mark.package_index
 def test_the_unpacked_package_runs_from_a_fresh_venv(packaged_plugin: PluginProcess, gateway: Gateway) -> None:
     plugin = packaged_plugin
     assert plugin.manifest is not None and plugin.manifest["name"] == PROVIDER
