@@ -39,7 +39,9 @@ from tests.emulator import (
     serve,
     string_to_sign_text,
 )
+from tests.emulator.faults import parse_faults
 from tests.emulator.hmac_auth import HmacCredential, HmacVerifier
+from tests.emulator.wire import Pause
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "qwen-max"
@@ -677,6 +679,10 @@ def test_stream_faults(gw: tuple[GatewayEmulator, httpx.Client]) -> None:
     start = time.monotonic()
     client.post("/_fault/slow-chunks-20/_fault/chunks-5/v1/chat/completions", json=chat_body("x", stream=True))
     assert time.monotonic() - start >= 0.12  # 5 content + finish + usage + [DONE]: 7 gaps of 20 ms
+    faults, _ = parse_faults("/_fault/slow-chunks-10-40/v1/chat/completions")
+    gaps = [item.seconds for item in faults.shape_stream([b"e"] * 50) if isinstance(item, Pause)]
+    assert len(gaps) == 49 and all(0.010 <= g <= 0.040 for g in gaps) and max(gaps) - min(gaps) > 0.02
+    assert gaps == [item.seconds for item in faults.shape_stream([b"e"] * 50) if isinstance(item, Pause)]
 
 
 def test_connection_faults_and_retries(gw: tuple[GatewayEmulator, httpx.Client]) -> None:

@@ -19,12 +19,15 @@ Names (see `FAULT_HELP`):
   close                   close the connection without any response
   chunks-N                reply of exactly N words; a stream has exactly N content chunks
   slow-chunks-MS          MS milliseconds between stream events
+  slow-chunks-MIN-MAX     between MIN and MAX milliseconds between stream events (the same
+                          pseudo-random sequence for every stream, so runs compare)
   fail-first-N-<fault>    <fault> for the first N requests on this exact path, then normal
 """
 
 from __future__ import annotations
 
 import dataclasses
+import random
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -97,6 +100,7 @@ class Faults:
     close: bool = False
     chunks: int | None = None
     slow_chunks_ms: float = 0.0
+    slow_chunks_max_ms: float = 0.0  # > slow_chunks_ms: gaps drawn between the two
     fail_first: int = 0
     fail_with: tuple[str, ...] = ()  # fault names applied while attempt <= fail_first
 
@@ -139,7 +143,9 @@ class Faults:
             items.extend(tail)
         if not self.slow_chunks_ms:
             return iter(items)
-        return _with_gaps(items, Pause(self.slow_chunks_ms / 1000.0))
+        low, high = self.slow_chunks_ms, max(self.slow_chunks_ms, self.slow_chunks_max_ms)
+        draw = random.Random(len(items)).uniform
+        return _with_gaps(items, lambda: Pause(draw(low, high) / 1000.0))
 
     def shape_body(self, response: Response) -> Response:
         """Late faults on a finished response: badjson, stall-midstream on a plain body."""
@@ -153,10 +159,10 @@ class Faults:
         return response
 
 
-def _with_gaps(items: list[BodyItem], gap: Pause) -> Iterator[BodyItem]:
+def _with_gaps(items: list[BodyItem], gap: Callable[[], Pause]) -> Iterator[BodyItem]:
     for index, item in enumerate(items):
         if index:
-            yield gap
+            yield gap()
         yield item
 
 
@@ -210,6 +216,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 _FLAGS = {"html-502": "html_502", "badjson": "badjson", "badsse": "badsse", "ssecut": "ssecut",
           "ssereset": "ssereset", "sseerror": "sseerror", "close": "close"}  # fmt: skip
 _FAIL_FIRST = re.compile(r"fail-first-(\d+)-(.+)")
+_SLOW_RANGE = re.compile(rf"slow-chunks-{_NUMBER}-{_NUMBER}")
 
 
 def _apply(faults: Faults, name: str) -> Faults:
@@ -218,6 +225,8 @@ def _apply(faults: Faults, name: str) -> Faults:
     if m := _FAIL_FIRST.fullmatch(name):
         _apply(Faults(), m.group(2))  # validate the inner fault now, not on first use
         return dataclasses.replace(faults, fail_first=int(m.group(1)), fail_with=(*faults.fail_with, m.group(2)))
+    if m := _SLOW_RANGE.fullmatch(name):
+        return dataclasses.replace(faults, slow_chunks_ms=float(m.group(1)), slow_chunks_max_ms=float(m.group(2)))
     for pattern, field_name in _PATTERNS:
         if m := pattern.fullmatch(name):
             value = m.group(1)
