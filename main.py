@@ -3,7 +3,7 @@
 import gc
 
 # The imports below build ~145k long-lived objects; collections while they are built only re-scan
-# them. adapters/runtime/sdk_runtime.py explains this and the other start-up and writer speed-ups.
+# them. adapters/runtime/sdk_runtime.py explains this and the other start-up and writer patches.
 gc.disable()
 
 from dify_plugin import DifyPluginEnv, Plugin  # noqa: E402
@@ -19,4 +19,6 @@ with sdk_runtime.libyaml_for_the_sdk():
 sdk_runtime.end_of_start_up()
 
 if __name__ == "__main__":
-    sdk_runtime.serve(plugin)
+    sdk_runtime.load_litellm_after_first_heartbeat(plugin)
+    sdk_runtime.serialize_chunks_once()
+    plugin.run()

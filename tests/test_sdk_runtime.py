@@ -1,14 +1,22 @@
-"""The stdio speed-ups change no byte the daemon receives."""
+"""The SDK writer patches change no byte the daemon receives, on stdio and on the remote-debug TCP stream."""
 
 from __future__ import annotations
 
+import io
+import json
+import signal
+import socket
+import sys
 from decimal import Decimal
 
 import pytest
 from dify_plugin.core.server.__base.response_writer import ResponseWriter
+from dify_plugin.core.server.stdio.response_writer import StdioResponseWriter
+from dify_plugin.core.server.tcp.request_reader import TCPReaderWriter
 from dify_plugin.entities.model.llm import LLMResultChunk, LLMResultChunkDelta, LLMUsage
 from dify_plugin.entities.model.message import AssistantPromptMessage
 
+from adapters.runtime import sdk_runtime
 from adapters.runtime.sdk_runtime import chunk_message_json
 
 ToolCall = AssistantPromptMessage.ToolCall
@@ -71,3 +79,73 @@ def test_fast_chunk_message_equals_the_sdks(chunk: LLMResultChunk, session_id: s
     writer = _Collect()
     writer.session_message(session_id, writer.stream_object(chunk))
     assert writer.out == [chunk_message_json(session_id, chunk), "\n\n"]
+
+
+@pytest.fixture
+def sdk_writers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK's writer classes are restored after the test, whatever it installs on them."""
+    for name in ("stream_object", "session_message"):
+        monkeypatch.setattr(ResponseWriter, name, getattr(ResponseWriter, name))
+
+
+def _sdk_bytes(session_id: str, chunk: LLMResultChunk) -> str:
+    writer = _Collect()
+    writer.session_message(session_id, writer.stream_object(chunk))
+    return "".join(writer.out)
+
+
+def _tcp_writer() -> tuple[TCPReaderWriter, socket.socket]:
+    """The SDK's remote-debug writer connected to a listening socket here, as to the daemon's debug port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    host, port = listener.getsockname()
+    sigint = signal.getsignal(signal.SIGINT)
+    writer = TCPReaderWriter(host, port, "debug-key")  # it installs its own SIGINT handler
+    signal.signal(signal.SIGINT, sigint)
+    writer.launch()
+    daemon, _ = listener.accept()
+    listener.close()
+    daemon.settimeout(5)
+    handshake = b""
+    while not handshake.endswith(b"\n"):
+        handshake += daemon.recv(1)
+    assert json.loads(handshake)["data"]["key"] == "debug-key"
+    return writer, daemon
+
+
+def _receive(daemon: socket.socket, size: int) -> str:
+    data = b""
+    while len(data) < size:
+        data += daemon.recv(size - len(data))
+    return data.decode()
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+def test_a_chunk_leaves_the_stdio_and_the_remote_debug_writer_as_the_same_bytes(
+    sdk_writers: None, monkeypatch: pytest.MonkeyPatch, chunk: LLMResultChunk
+) -> None:
+    session_id = "6f1c9a2e-0000-4000-8000-000000000002"
+    expected = _sdk_bytes(session_id, chunk)
+    serialized: list[str] = []
+
+    def counting(session: str | None, message: LLMResultChunk) -> str:
+        serialized.append(session or "")
+        return chunk_message_json(session, message)
+
+    monkeypatch.setattr(sdk_runtime, "chunk_message_json", counting)
+    sdk_runtime.serialize_chunks_once()
+
+    stdout = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stdout)
+    stdio = StdioResponseWriter()
+    stdio.session_message(session_id, stdio.stream_object(chunk))
+
+    tcp, daemon = _tcp_writer()
+    try:
+        tcp.session_message(session_id, tcp.stream_object(chunk))
+        received = _receive(daemon, len(expected.encode()))
+    finally:
+        tcp.close()
+        daemon.close()
+
+    assert stdout.getvalue() == received == expected
+    assert serialized == [session_id, session_id], "both writers serialized the chunk the plugin's way"

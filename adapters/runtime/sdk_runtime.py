@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import sys
-import time
 from collections.abc import Iterator
 from importlib.metadata import version
 from types import SimpleNamespace
@@ -57,7 +55,7 @@ def libyaml_for_the_sdk() -> Iterator[None]:
         yaml_loader.yaml = original
 
 
-def _load_litellm_after_first_heartbeat(server: Plugin) -> None:
+def load_litellm_after_first_heartbeat(server: Plugin) -> None:
     """(3) Start importing LiteLLM (~2 s, blocking the gevent hub) as soon as the first heartbeat is out.
 
     The daemon counts the plugin as started at its first heartbeat, so that heartbeat must not wait
@@ -77,51 +75,6 @@ def _load_litellm_after_first_heartbeat(server: Plugin) -> None:
             start_loading(delay=0)
 
     writer.heartbeat = heartbeat
-
-
-class _BurstWriter:
-    """(4) Installed as the SDK's stdio `write`: one write to stdout per burst of messages.
-
-    The SDK writes each message as `write(json)` + `write("\\n\\n")`, each flushed: two system calls
-    and two wake-ups of the daemon's reader per stream chunk, a fifth of the plugin's CPU per chunk
-    (0.093 -> 0.074 ms per chunk of a 500-chunk stream with this change alone). Here a message that
-    comes after a quiet moment (the first chunk, a heartbeat, a slow model's next token) still goes
-    out at once, body and separator; messages that follow within WINDOW seconds of the last write
-    are collected and written together when WINDOW has passed or, at the latest, when the greenlet
-    writing them gives way to any other (a greenlet switch trace), so nothing waits behind other
-    work. Bytes and their order are unchanged.
-    """
-
-    WINDOW = 0.001
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.last_write = 0.0
-
-    def write(self, data: str) -> None:
-        now = time.monotonic()
-        if not self.parts and (now - self.last_write >= self.WINDOW or data == "\n\n"):
-            self._send(data, now)  # after a quiet moment, or the separator of a message just sent
-            return
-        self.parts.append(data)
-        if now - self.last_write >= self.WINDOW:
-            self.flush(now)
-
-    def flush(self, now: float | None = None) -> None:
-        if self.parts:
-            data = "".join(self.parts)
-            self.parts.clear()
-            self._send(data, time.monotonic() if now is None else now)
-
-    def _send(self, data: str, now: float) -> None:
-        sys.stdout.write(data)
-        sys.stdout.flush()
-        self.last_write = now
-
-    def on_switch(self, event: str, args: Any) -> None:
-        if self.parts:
-            with contextlib.suppress(OSError, ValueError):  # stdout gone: the daemon is gone too
-                self.flush()
 
 
 # (5) The SDK's envelope of a stream message around a chunk's own JSON: {"event":"session",
@@ -146,56 +99,37 @@ def chunk_message_json(session_id: str | None, chunk: Any) -> str:
     return _STREAM_HEAD + to_json(session_id).decode() + _STREAM_DATA + chunk.model_dump_json() + "}}"
 
 
-def _tune_stdio_writer() -> None:
-    """(4) and (5): the SDK's stdio writer, with its per-chunk work cut down. Same bytes, same order.
+def serialize_chunks_once() -> None:
+    """(5) The SDK's writers serialize an LLM stream chunk once, by its own model. Same bytes.
 
-    (5) For each stream chunk the SDK dumps the chunk to a dict, validates it into a SessionMessage,
+    For each stream chunk the SDK dumps the chunk to a dict, validates it into a SessionMessage,
     dumps that again, validates it into a StreamOutputMessage and serializes the nested dict value by
-    value (~15 us, the largest single cost of a streamed chunk). An LLMResultChunk is instead
-    serialized once by its own pydantic model and put inside the same envelope: the same serializer
-    on the same values, so the same JSON (~3 us; checked byte for byte against the SDK's path on
-    every chunk of the test suite). Any other message takes the SDK's own path.
+    value. An LLMResultChunk is instead serialized once by its own pydantic model and put inside the
+    same envelope; any other message takes the SDK's own path. Installed on the SDK's base
+    ResponseWriter, so the stdio writer (production) and the TCP writer (remote debugging) share it.
 
-    The contract relied on (every stdio message goes through StdioResponseWriter.write, from
-    greenlets of the main thread; stream items through stream_object + session_message; the
-    envelope's field order) is that of dify_plugin 0.10, the pinned version; any other version keeps
-    the SDK's writer untouched.
+    The contract relied on (stream items go through stream_object + session_message; the envelope's
+    field order) is that of dify_plugin 0.10, the pinned version; any other version keeps the SDK's
+    own serialization.
     """
     if not version("dify_plugin").startswith("0.10."):
         return
-    import greenlet
     from dify_plugin.core.server.__base.response_writer import ResponseWriter
-    from dify_plugin.core.server.stdio.response_writer import StdioResponseWriter
     from dify_plugin.entities.model.llm import LLMResultChunk
+
+    sdk_stream_object = ResponseWriter.stream_object
+    sdk_session_message = ResponseWriter.session_message
 
     def stream_object(self: ResponseWriter, data: Any) -> Any:
         if type(data) is LLMResultChunk:
             return _ChunkMessage(data)
-        return ResponseWriter.stream_object(self, data)
+        return sdk_stream_object(self, data)
 
     def session_message(self: ResponseWriter, session_id: str | None = None, data: Any = None) -> None:
         if not isinstance(data, _ChunkMessage):
-            return ResponseWriter.session_message(self, session_id, data)
-        self.write(chunk_message_json(session_id, data.chunk))
-        self.write("\n\n")
+            return sdk_session_message(self, session_id, data)
+        self.write(chunk_message_json(session_id, data.chunk) + "\n\n")
         return None
 
-    burst = _BurstWriter()
-    previous = greenlet.gettrace()
-
-    def trace(event: str, args: Any) -> None:
-        burst.on_switch(event, args)
-        if previous is not None:
-            previous(event, args)
-
-    greenlet.settrace(trace)
-    StdioResponseWriter.write = lambda self, data: burst.write(data)
-    StdioResponseWriter.stream_object = stream_object
-    StdioResponseWriter.session_message = session_message
-
-
-def serve(plugin: Plugin) -> None:
-    """Run the plugin on stdio with (3), (4) and (5) in place."""
-    _load_litellm_after_first_heartbeat(plugin)
-    _tune_stdio_writer()
-    plugin.run()
+    ResponseWriter.stream_object = stream_object
+    ResponseWriter.session_message = session_message
