@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: test demo check generate lint format clean bench load package
+.PHONY: test demo check generate lint format clean bench bench-patches load package
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.12 (pyenv reads .python-version)"; exit 1; }
@@ -30,6 +30,10 @@ check: $(STAMP)
 ## bench: the plugin over stdio vs a raw keep-alive client, HTTP and TLS, ratios from the same run
 bench: $(STAMP)
 	$(PY) -m tests.tools.bench
+
+## bench-patches: each patch of adapters/runtime/sdk_runtime.py against the plugin without it, realistic pacing
+bench-patches: $(STAMP)
+	$(PY) -m tests.tools.bench_patches
 
 ## load: 100 concurrent streaming chats plus embeddings through one plugin process
 load: $(STAMP)
