@@ -1,4 +1,4 @@
-"""Consumer auth at the plugin level: every auth method x every model type, through the gateway emulator.
+"""Consumer auth at the plugin level: every auth method, model type and request kind, via the gateway emulator.
 
 The emulator enforces key-auth, jwt-auth and hmac-auth as Higress does, so a request it attributes
 to a consumer passed that consumer's check. On top of the attribution each test looks at what
@@ -8,7 +8,9 @@ recomputed over the bytes received (multipart uploads included) and the signatur
 independently, and that no credential, token or signature ever travels in a request body.
 
 Every test uses the public `invoke` / `validate_credentials` of a new adapter instance, as Dify
-does. Keys are generated per test session; none is real.
+does. Keys are generated per test session; none is real. Each code path runs once: every consumer
+set-up on one route, every route and validation call under one set-up, and the set-ups whose work
+depends on the request (HMAC over the body, an API key in the query) on every kind of request.
 
 The shared pieces (`auth_methods`, `check_wire`, ...) are reused by tests/test_auth_e2e.py.
 """
@@ -557,21 +559,48 @@ def _marker() -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# 1. Every method x every model type (blocking and streaming), and validation calls
+# 1. Every method, every route, every validation call: one case per code path
 # ---------------------------------------------------------------------------------------------
+# Every model type sends through the same transport, so an auth method is exercised once per kind of
+# request where the kind changes what it does: HMAC signs the body (JSON, a streamed chat, a
+# multipart upload, the empty-bodied audio download) and an API key in the query rides on every URL
+# (the download's too). Header-only methods (key in a header, JWT) add the same header everywhere.
+
+REQUEST_KINDS = ("llm-blocking", "llm-stream", "speech2text-multipart", "tts-dashscope")
 
 
-@pytest.mark.parametrize("op", INVOKES, ids=str)
+def _rotated(ops: tuple[Op, ...]) -> list[Any]:
+    """Each op once, under the methods in turn: no path twice, and every method seen on some op."""
+    return [
+        pytest.param(METHOD_IDS[i % len(METHOD_IDS)], op, id=f"{op}-{METHOD_IDS[i % len(METHOD_IDS)]}")
+        for i, op in enumerate(ops)
+    ]
+
+
 @pytest.mark.parametrize("method_id", METHOD_IDS)
-def test_every_auth_method_on_every_model_type(gw: AuthGateway, method_id: str, op: Op) -> None:
+def test_every_auth_method_on_a_streamed_chat(gw: AuthGateway, method_id: str) -> None:
     method = auth_methods()[method_id]
+    op = OPS["llm-stream"]
     op.run(gw.credentials(method), _marker())
     gw.check_all(method, op)
 
 
-@pytest.mark.parametrize("op", VALIDATIONS, ids=str)
-@pytest.mark.parametrize("method_id", METHOD_IDS)
-def test_every_auth_method_on_every_validation_call(gw: AuthGateway, method_id: str, op: Op) -> None:
+@pytest.mark.parametrize("op", INVOKES, ids=str)
+def test_every_model_type_and_dialect_signed_with_hmac(gw: AuthGateway, op: Op) -> None:
+    method = auth_methods()["hmac-sha256"]
+    op.run(gw.credentials(method), _marker())
+    gw.check_all(method, op)
+
+
+@pytest.mark.parametrize("op", [OPS[o] for o in REQUEST_KINDS if o != "llm-stream"], ids=str)
+def test_an_api_key_in_the_query_on_every_request_kind(gw: AuthGateway, op: Op) -> None:
+    method = auth_methods()["key-query"]
+    op.run(gw.credentials(method), _marker())
+    gw.check_all(method, op)
+
+
+@pytest.mark.parametrize(("method_id", "op"), _rotated(VALIDATIONS))
+def test_every_validation_call_is_authenticated(gw: AuthGateway, method_id: str, op: Op) -> None:
     method = auth_methods()[method_id]
     op.run(gw.credentials(method), _marker())
     gw.check_all(method, op)
@@ -596,15 +625,15 @@ def test_the_same_call_sends_the_same_accept_under_every_auth_scheme(gw: AuthGat
 @pytest.mark.parametrize(
     "op", [OPS[o] for o in ("llm-stream", "speech2text-multipart", "tts-dashscope", "validate-llm-blocking")], ids=str
 )
-@pytest.mark.parametrize("method_id", ["hmac-sha256", "hmac-sha1"])
-def test_hmac_without_a_base_path(gw: AuthGateway, method_id: str, op: Op) -> None:
-    method = auth_methods()[method_id]
+def test_hmac_without_a_base_path(gw: AuthGateway, op: Op) -> None:
+    method = auth_methods()["hmac-sha256"]
     op.run(gw.credentials(method, base_path=""), _marker())
     received = gw.check_all(method, op, base_path="")
     assert all(r.query == "" for r in received) and received[0].path.startswith(("/v1/", "/api/"))
 
 
-@pytest.mark.parametrize("method_id", METHOD_IDS)
+# One set-up per auth scheme: the scheme chosen decides which fields are read.
+@pytest.mark.parametrize("method_id", ["key-query", "jwt-header", "hmac-sha1"])
 def test_fields_of_the_other_methods_left_in_the_form_are_ignored(gw: AuthGateway, method_id: str) -> None:
     """Dify keeps hidden fields: a consumer switched to JWT may still hold an API key and HMAC keys."""
     method = auth_methods()[method_id]
@@ -621,8 +650,16 @@ def test_fields_of_the_other_methods_left_in_the_form_are_ignored(gw: AuthGatewa
 RETRIED = "/_fault/fail-first-1-status-503"
 
 
-@pytest.mark.parametrize("op", [OPS[o] for o in ("llm-stream", "speech2text-multipart", "tts-dashscope")], ids=str)
-@pytest.mark.parametrize("method_id", METHOD_IDS)
+# HMAC re-signs the whole body on each attempt (JSON, multipart, and the download after a retried
+# POST); an API key and a JWT are attached again.
+RETRIES = [
+    *(pytest.param("hmac-sha256", OPS[o], id=f"hmac-sha256-{o}") for o in REQUEST_KINDS[1:]),
+    pytest.param("key-bearer", OPS["llm-stream"], id="key-bearer-llm-stream"),
+    pytest.param("jwt-rs256", OPS["llm-stream"], id="jwt-rs256-llm-stream"),
+]
+
+
+@pytest.mark.parametrize(("method_id", "op"), RETRIES)
 def test_a_retried_request_is_authenticated_again(gw: AuthGateway, method_id: str, op: Op) -> None:
     method = auth_methods()[method_id]
     op.run(gw.credentials(method, BASE_PATH + RETRIED, max_retries="1", retry_backoff="0.01"), _marker())
@@ -647,7 +684,21 @@ def _error_text(error: BaseException) -> str:
     return "\n".join([str(error), repr(error), *traceback.format_exception(error)])
 
 
-@pytest.mark.parametrize("op", INVOKES + VALIDATIONS, ids=str)
+ONE_VALIDATION_PER_TYPE = [op for op in VALIDATIONS if op.id in {
+    "validate-llm-blocking",
+    "validate-embedding-openai",
+    "validate-rerank-dashscope",
+    "validate-speech2text-multipart",
+    "validate-tts-openai",
+}]  # fmt: skip
+# Each model type maps a rejection in its own invoke (the LLM twice: blocking and streamed) and in
+# its validation call.
+ONE_INVOKE_PER_TYPE = [OPS[o] for o in ("llm-blocking", "llm-stream", "embedding-dashscope", "rerank-compatible")] + [
+    OPS[o] for o in ("speech2text-multipart", "tts-dashscope")
+]
+
+
+@pytest.mark.parametrize("op", ONE_INVOKE_PER_TYPE + ONE_VALIDATION_PER_TYPE, ids=str)
 def test_a_rejected_hmac_signature_quotes_the_gateways_string_to_sign(gw: AuthGateway, op: Op) -> None:
     method = auth_methods()["hmac-sha256"]
     wrong = f"wrong-{secrets.token_hex(12)}"
@@ -680,7 +731,9 @@ WRONG = {
 }
 
 
-@pytest.mark.parametrize("method_id", METHOD_IDS)
+# The gateway's rejections differ by set-up: key-auth 401 (the key in a header or in the URL), jwt-auth
+# 401 (bad signature) or 403 (unknown consumer), hmac-auth 400.
+@pytest.mark.parametrize("method_id", ["key-bearer", "key-query", "jwt-hs256", "jwt-rs256", "hmac-sha256"])
 def test_rejected_credentials_are_authorization_errors_without_any_secret(gw: AuthGateway, method_id: str) -> None:
     method = auth_methods()[method_id]
     wrong = WRONG[method_id]()
@@ -791,13 +844,6 @@ BAD_INPUT: tuple[tuple[str, Callable[[], dict[str, str]], str, str | None], ...]
     ("unknown-auth-method", lambda: {"auth_method": "oauth2", "api_key": "sk-x"}, "auth_method", None),
 )
 BAD_INPUT_IDS = [case[0] for case in BAD_INPUT]
-ONE_VALIDATION_PER_TYPE = [op for op in VALIDATIONS if op.id in {
-    "validate-llm-blocking",
-    "validate-embedding-openai",
-    "validate-rerank-dashscope",
-    "validate-speech2text-multipart",
-    "validate-tts-openai",
-}]  # fmt: skip
 
 
 def bad_credentials(base_url: str, fields: Mapping[str, str]) -> dict[str, str]:
@@ -805,8 +851,14 @@ def bad_credentials(base_url: str, fields: Mapping[str, str]) -> dict[str, str]:
     return {"endpoint_url": f"{base_url}{BASE_PATH}/v1", "max_retries": "0", **fields}
 
 
-@pytest.mark.parametrize("op", ONE_VALIDATION_PER_TYPE, ids=str)
-@pytest.mark.parametrize(("case", "fields", "field_name", "secret"), BAD_INPUT, ids=BAD_INPUT_IDS)
+# The credentials are parsed before any model type's code runs: every bad input on the LLM's validation,
+# and each other type's validation once, with the cases in turn.
+BAD_INPUT_CALLS = [
+    pytest.param(OPS["validate-llm-blocking"], *case, id=f"validate-llm-blocking-{case[0]}") for case in BAD_INPUT
+] + [pytest.param(op, *BAD_INPUT[i], id=f"{op}-{BAD_INPUT[i][0]}") for i, op in enumerate(ONE_VALIDATION_PER_TYPE[1:])]
+
+
+@pytest.mark.parametrize(("op", "case", "fields", "field_name", "secret"), BAD_INPUT_CALLS)
 def test_bad_auth_input_fails_validation_naming_the_field_before_any_request(
     gw: AuthGateway, op: Op, case: str, fields: Callable[[], dict[str, str]], field_name: str, secret: str | None
 ) -> None:
@@ -818,16 +870,14 @@ def test_bad_auth_input_fails_validation_naming_the_field_before_any_request(
         assert secret not in _error_text(caught.value)
 
 
-@pytest.mark.parametrize(
-    "op",
-    [OPS[o] for o in ("llm-stream", "embedding-openai", "rerank-cohere", "speech2text-multipart", "tts-dashscope")],
-    ids=str,
-)
-@pytest.mark.parametrize(
-    ("case", "fields", "field_name", "secret"),
-    [c for c in BAD_INPUT if c[0] in {"jwks-invalid-json", "empty-hmac-secret", "unknown-signature-method"}],
-    ids=["jwks-invalid-json", "empty-hmac-secret", "unknown-signature-method"],
-)
+ON_INVOKE = [c for c in BAD_INPUT if c[0] in {"jwks-invalid-json", "empty-hmac-secret", "unknown-signature-method"}]
+INVOKE_CALLS = [
+    pytest.param(OPS[o], *ON_INVOKE[i % len(ON_INVOKE)], id=f"{o}-{ON_INVOKE[i % len(ON_INVOKE)][0]}")
+    for i, o in enumerate(("llm-stream", "embedding-openai", "rerank-cohere", "speech2text-multipart", "tts-dashscope"))
+]
+
+
+@pytest.mark.parametrize(("op", "case", "fields", "field_name", "secret"), INVOKE_CALLS)
 def test_bad_auth_input_on_invoke_is_an_authorization_error_before_any_request(
     gw: AuthGateway, op: Op, case: str, fields: Callable[[], dict[str, str]], field_name: str, secret: str | None
 ) -> None:
