@@ -14,7 +14,7 @@ with an error that quotes the whole value, which would put a secret into an exce
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from dify_plugin.errors.model import CredentialsValidateFailedError
@@ -36,6 +36,31 @@ def text(credentials: Mapping[str, Any], field: str) -> str:
     """The field as a stripped string; missing and None read as empty."""
     value = credentials.get(field)
     return "" if value is None else str(value).strip()
+
+
+def converted[Value](
+    credentials: Mapping[str, Any],
+    field: str,
+    convert: Callable[[str], Value],
+    fits: Callable[[Value], bool],
+    expected: str,
+) -> Value | None:
+    """The field through `convert`, or None when it is empty; for fields that hold no secret only.
+
+    A value that does not convert, or does not fit, fails as "Credential field '<field>': <expected>,
+    got '<value>'."
+    """
+    raw = text(credentials, field)
+    if not raw:
+        return None
+    try:
+        value = convert(raw)
+    except (ValueError, ArithmeticError):  # ArithmeticError: decimal.InvalidOperation
+        pass
+    else:
+        if fits(value):
+            return value
+    raise credential_error(field, f"{expected}, got {raw!r}.")
 
 
 def required_text(credentials: Mapping[str, Any], field: str) -> str:

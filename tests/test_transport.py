@@ -24,7 +24,8 @@ def _chat(llm, credentials, text: str = "hi", model: str = "qwen-max") -> str:
 
 
 def test_one_session_and_one_connection_per_gateway_configuration(llm, gateway) -> None:
-    credentials = gateway.credentials()
+    # A gateway configuration of its own: other tests' concurrent calls on the shared one leave more connections.
+    credentials = gateway.credentials(timeout="64")
     for _ in range(10):
         _chat(llm, credentials)
     session = session_for(dict(credentials))

@@ -7,7 +7,7 @@ user adds by name in Dify follows exactly the same code path as one from provide
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from dify_plugin.errors.model import CredentialsValidateFailedError
@@ -22,7 +22,7 @@ from adapters.catalog.model_info import (
     TTSInfo,
     Voice,
 )
-from adapters.credentials import credential_error
+from adapters.credentials import converted, credential_error
 
 _MILLION = Decimal(1_000_000)
 # Every field `customizable_model` reads: the model form's own fields (provider.yaml `model_fields`)
@@ -41,29 +41,13 @@ def _text(credentials: Mapping[str, Any], name: str) -> str:
 
 
 def positive_int(credentials: Mapping[str, Any], name: str, default: int) -> int:
-    raw = _text(credentials, name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise credential_error(name, f"must be a positive whole number, got {raw!r}.")
-    return value
+    value = converted(credentials, name, int, lambda n: n > 0, "must be a positive whole number")
+    return default if value is None else value
 
 
 def _price_per_token(credentials: Mapping[str, Any], name: str) -> Decimal | None:
-    raw = _text(credentials, name)
-    if not raw:
-        return None
-    try:
-        price = Decimal(raw)
-    except InvalidOperation:
-        price = Decimal(-1)
-    if not price.is_finite() or price < 0:
-        raise credential_error(name, f"must be a non-negative number, got {raw!r}.")
-    return price / _MILLION
+    price = converted(credentials, name, Decimal, lambda p: p.is_finite() and p >= 0, "must be a non-negative number")
+    return None if price is None else price / _MILLION
 
 
 def _choice(credentials: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:

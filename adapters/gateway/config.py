@@ -28,7 +28,7 @@ from typing import Any, Final
 
 import httpx
 
-from adapters.credentials import credential_error, text
+from adapters.credentials import converted, credential_error, text
 from adapters.gateway.auth import AuthConfig, auth_config
 from adapters.gateway.endpoint import Endpoint, endpoint_from_url
 from adapters.gateway.retry import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, MAX_WAIT, RetryPolicy
@@ -136,38 +136,28 @@ def config_key(credentials: Mapping[str, Any]) -> bytes:
 
 def _timeouts(fields: Mapping[str, Any], from_environment: str) -> Timeouts:
     """Read timeout: the credential's own, else Dify's MAX_REQUEST_TIMEOUT, else 300 s."""
-    raw, where = text(fields, "timeout"), "timeout"
-    if not raw:
-        raw, where = from_environment.strip(), "MAX_REQUEST_TIMEOUT"
-    if not raw:
+    expected = f"must be a number of seconds between 0 and {_MAX_READ_TIMEOUT:g}"
+    read = converted(fields, "timeout", float, _fits_read_timeout, expected)
+    if read is None:
+        fallback = {"timeout": from_environment}
+        read = converted(fallback, "timeout", float, _fits_read_timeout, f"is empty and MAX_REQUEST_TIMEOUT {expected}")
+    if read is None:
         return Timeouts()
-    try:
-        read = float(raw)
-    except ValueError:
-        read = 0.0
-    if not 0 < read <= _MAX_READ_TIMEOUT:
-        problem = f"must be a number of seconds between 0 and {_MAX_READ_TIMEOUT:g}, got {raw!r}."
-        if where == "timeout":
-            raise credential_error(where, problem)
-        raise credential_error("timeout", f"is empty and the environment variable MAX_REQUEST_TIMEOUT {problem}")
     return Timeouts(read, connect=min(CONNECT_TIMEOUT, read))
 
 
-def _number(fields: Mapping[str, Any], name: str, default: float, low: float, high: float) -> float:
-    raw = text(fields, name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not low <= value <= high:
-        raise credential_error(name, f"must be a number from {low:g} to {high:g}, got {raw!r}.")
-    return value
+def _fits_read_timeout(seconds: float) -> bool:
+    return 0 < seconds <= _MAX_READ_TIMEOUT
 
 
 def _retry_policy(fields: Mapping[str, Any]) -> RetryPolicy:
-    retries = _number(fields, "max_retries", DEFAULT_MAX_RETRIES, 0, 5)
-    if retries != int(retries):
+    retries = converted(fields, "max_retries", float, lambda n: 0 <= n <= 5, "must be a number from 0 to 5")
+    if retries is not None and retries != int(retries):
         raise credential_error("max_retries", f"must be a whole number, got {retries:g}.")
-    return RetryPolicy(int(retries), _number(fields, "retry_backoff", DEFAULT_BACKOFF, 0, MAX_WAIT))
+    backoff = converted(
+        fields, "retry_backoff", float, lambda s: 0 <= s <= MAX_WAIT, f"must be a number from 0 to {MAX_WAIT:g}"
+    )
+    return RetryPolicy(
+        DEFAULT_MAX_RETRIES if retries is None else int(retries),
+        DEFAULT_BACKOFF if backoff is None else backoff,
+    )
