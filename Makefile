@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 ## check: provider_configs/ valid, generated Dify YAML current, code linted and formatted
 check: $(STAMP)
-	$(PY) -m adapters.catalog.dify_schema --check
+	$(PY) -m adapters.catalog.generator --check
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
@@ -45,7 +45,7 @@ package: check
 
 ## generate: rewrite provider_configs/dify/ from provider_configs/
 generate: $(STAMP)
-	$(PY) -m adapters.catalog.dify_schema
+	$(PY) -m adapters.catalog.generator
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -9,7 +9,8 @@ import pytest
 import yaml
 from dify_plugin.entities.model.provider import ModelProviderConfiguration
 
-from adapters.catalog.dify_schema import model_entity, stale_files
+from adapters.catalog.dify_schema import model_entity
+from adapters.catalog.generator import stale_files
 from adapters.catalog.loader import CONFIG_ROOT, CatalogError, default_catalog, load_catalog
 from tests.conftest import PLUGIN_ROOT
 
@@ -48,6 +49,16 @@ def test_the_shipped_catalog_loads_with_every_model_type() -> None:
 
 def test_generated_dify_yaml_matches_provider_configs() -> None:
     assert stale_files(PLUGIN_ROOT) == [], "run `make generate`"
+
+
+def test_an_edited_source_makes_its_record_stale_for_make_check(tmp_path: Path) -> None:
+    plugin = tmp_path / "plugin"
+    shutil.copytree(CONFIG_ROOT, plugin / "provider_configs")
+    shutil.copy(PLUGIN_ROOT / "README.md", plugin / "README.md")
+    assert stale_files(plugin) == []
+    routes = plugin / "provider_configs" / "routes.yaml"
+    routes.write_text(routes.read_text(encoding="utf-8") + "# a comment changes no generated YAML\n", encoding="utf-8")
+    assert stale_files(plugin) == ["provider_configs/dify/sources.sha256"]
 
 
 def test_generated_provider_yaml_loads_as_the_sdk_loads_it(monkeypatch: pytest.MonkeyPatch) -> None:

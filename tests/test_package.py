@@ -303,3 +303,6 @@ def test_the_unpacked_package_runs_from_a_fresh_venv(packaged_plugin: PluginProc
     embedded = plugin.request("invoke_text_embedding", data)[-1]
     assert len(embedded["embeddings"]) == 2 and len(embedded["embeddings"][0]) > 0
     assert gateway.emulator.received[-1].path.endswith("/text-embedding/text-embedding")
+    # The generator is not shipped, and the shipped YAML matches the shipped sources (no staleness warning).
+    assert not (plugin.plugin_dir / "adapters/catalog/generator.py").exists()
+    assert not [log for log in plugin.logs if "out of date" in log.get("message", "")]

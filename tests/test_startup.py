@@ -57,4 +57,33 @@ def test_a_stale_generated_yaml_is_reported_but_the_plugin_starts(tmp_path: Path
     with PluginProcess.start(plugin_dir, env={"INSTALL_METHOD": "local", "PYTHONPATH": ""}) as plugin:
         assert plugin.heartbeats >= 1
         warnings = [log["message"] for log in plugin.logs if log.get("level") == "WARNING"]
-    assert any("provider_configs/dify/ is out of date" in w for w in warnings)
+    assert any(
+        "provider_configs/dify/ is out of date" in w and "provider_configs/parameters.yaml" in w for w in warnings
+    )
+
+
+def test_start_up_checks_staleness_without_the_generator(tmp_path: Path) -> None:
+    """The generator is a build tool: start-up reads the recorded source digests instead of rendering."""
+    plugin_dir = _copy(tmp_path)
+    (plugin_dir / "adapters" / "catalog" / "generator.py").unlink()  # as in the package
+    models = plugin_dir / "provider_configs" / "models" / "rerank.yaml"
+    models.write_text(models.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    probe = (
+        "import sys; from adapters.runtime.startup import check_provider_configs; check_provider_configs(); "
+        "print('generator' if 'adapters.catalog.generator' in sys.modules else 'no generator')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=plugin_dir, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip().endswith("no generator")
+    assert "WARNING: provider_configs/dify/ is out of date" in done.stderr
+    assert "changed since it was generated: provider_configs/models/rerank.yaml" in done.stderr
+
+
+def test_a_generated_folder_without_its_source_record_is_reported(tmp_path: Path) -> None:
+    from adapters.catalog.freshness import RECORD_FILE, changed_sources
+
+    plugin_dir = _copy(tmp_path)
+    assert changed_sources(plugin_dir) == []
+    (plugin_dir / RECORD_FILE).unlink()
+    assert changed_sources(plugin_dir) == [RECORD_FILE]

@@ -48,7 +48,7 @@ def test_a_new_catalog_entry_is_listed_served_and_routed(
 
     # `make generate` in the copy; no Python file changes.
     subprocess.run(
-        [sys.executable, "-m", "adapters.catalog.dify_schema", "--root", str(plugin_dir)],
+        [sys.executable, "-m", "adapters.catalog.generator", "--root", str(plugin_dir)],
         cwd=plugin_dir,
         check=True,
         timeout=120,

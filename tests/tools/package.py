@@ -37,7 +37,7 @@ from dify_plugin.core.entities.plugin.setup import PluginConfiguration
 from dify_plugin.core.utils.yaml_loader import load_yaml_file
 from dify_plugin.entities.model.provider import ModelProviderConfiguration
 
-from adapters.catalog.dify_schema import stale_files
+from adapters.catalog.generator import stale_files
 from adapters.catalog.loader import CatalogError
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[2]
