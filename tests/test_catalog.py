@@ -143,6 +143,17 @@ def test_a_route_with_a_dialect_its_model_type_cannot_speak_is_rejected(configs:
         load_catalog(configs)
 
 
+def test_a_route_whose_dialect_does_not_serve_its_modes_is_rejected(configs: Path) -> None:
+    path = configs / "routes.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["routes"]["openai-completion"]["dialect"] = "openai"  # the chat wire format
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(
+        CatalogError, match=r"field 'routes\.openai-completion\.modes': dialect 'openai' serves mode chat"
+    ):
+        load_catalog(configs)
+
+
 def test_a_yml_file_is_refused_rather_than_ignored(configs: Path) -> None:
     (configs / "models" / "team.yml").write_text("models: []\n", encoding="utf-8")
     message = _refused(configs)

@@ -17,14 +17,17 @@ from dify_plugin.entities.model.message import (
 from dify_plugin.errors.model import InvokeBadRequestError
 
 from adapters.catalog.loader import default_catalog
-from adapters.dialects.chat_request import build_chat_request, to_openai_messages
-from adapters.dialects.chat_response import BLOCK_MARK, ThinkingWrapper, ToolCallAssembler, deny_text, relay_stream
+from adapters.dialects.kinds import ChatDialect
+from adapters.dialects.registry import dialect
 from adapters.engine.litellm_facade import ToolCallPart
+from adapters.models.llm.answer import BLOCK_MARK, ThinkingWrapper, ToolCallAssembler, deny_text, relay_stream
+from adapters.models.llm.request import build_chat_request, to_openai_messages
 from adapters.models.llm.streaming import Streaming, plan_streaming
 from adapters.models.usage import estimate_tokens, llm_usage
 
 CATALOG = default_catalog()
 QWEN_MAX = CATALOG.get("llm", "qwen-max")
+CHAT = dialect(ChatDialect, "openai")
 _REQUEST = httpx.Request("POST", "http://gw/v1/chat/completions")
 
 
@@ -157,7 +160,9 @@ def test_usage_is_estimated_offline_only_when_the_gateway_sends_none() -> None:
         )
 
     chunks = list(
-        relay_stream(QWEN_MAX, _sse(_delta(content="hello world, how are you")), "/v1/chat/completions", usage_for)
+        relay_stream(
+            QWEN_MAX, CHAT, _sse(_delta(content="hello world, how are you")), "/v1/chat/completions", usage_for
+        )
     )
     assert seen == [(None, None)]
     assert chunks[-1].delta.usage.completion_tokens >= 5
@@ -167,7 +172,7 @@ def test_a_stream_without_done_is_an_error_not_a_short_answer() -> None:
     from dify_plugin.errors.model import InvokeServerUnavailableError
 
     stream = relay_stream(
-        QWEN_MAX, _sse(_delta(content="partial"), done=False), "/v1/chat/completions", lambda *a: None
+        QWEN_MAX, CHAT, _sse(_delta(content="partial"), done=False), "/v1/chat/completions", lambda *a: None
     )
     with pytest.raises(InvokeServerUnavailableError, match="before \\[DONE\\]"):
         list(stream)
@@ -177,5 +182,5 @@ def test_event_lines_without_a_space_after_data_are_read() -> None:
     body = b'data:{"id":"c","model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
     response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body, request=_REQUEST)
     usage = llm_usage(QWEN_MAX, 1, 1, 0.0)
-    chunks = list(relay_stream(QWEN_MAX, response, "/v1/chat/completions", lambda *a: usage))
+    chunks = list(relay_stream(QWEN_MAX, CHAT, response, "/v1/chat/completions", lambda *a: usage))
     assert "".join(c.delta.message.content for c in chunks) == "hi"

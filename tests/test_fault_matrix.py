@@ -30,8 +30,8 @@ from dify_plugin.errors.model import (
     InvokeServerUnavailableError,
 )
 
-from adapters.dialects.audio import silence_wav
 from adapters.engine.litellm_facade import litellm
+from adapters.models.audio import silence_wav
 from tests.conftest import TEST_KEY, adapter
 from tests.emulator import Consumer, GatewayEmulator, serve
 

@@ -18,7 +18,7 @@ from dify_plugin.entities.model.message import (
 from dify_plugin.errors.model import InvokeBadRequestError
 
 from adapters.catalog.loader import default_catalog
-from adapters.dialects.chat_response import BLOCK_MARK
+from adapters.models.llm.answer import BLOCK_MARK
 from tests.conftest import TEST_KEY
 
 WEATHER = PromptMessageTool(

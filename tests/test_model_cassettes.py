@@ -10,7 +10,7 @@ import io
 
 import pytest
 
-from adapters.dialects.audio import silence_wav, sniff_audio_format
+from adapters.models.audio import silence_wav, sniff_audio_format
 from tests.cassettes import LIVE_ENDPOINT, RECORDING, recorded
 from tests.conftest import adapter
 

@@ -17,7 +17,8 @@ from dify_plugin.errors.model import (
 )
 
 from adapters.catalog.resolver import resolve_model
-from adapters.dialects.rerank import parse_rerank_answer
+from adapters.dialects.kinds import RerankDialect
+from adapters.dialects.registry import dialect
 from adapters.models.base import _catalog_entities
 from adapters.models.rerank.rerank import AIGatewayRerankModel
 from tests.emulator import overlap_score
@@ -138,6 +139,9 @@ def _answer(body: object) -> httpx.Response:
     return httpx.Response(200, json=body, request=httpx.Request("POST", "http://gw/v1/rerank"))
 
 
+COHERE = dialect(RerankDialect, "cohere")
+
+
 @pytest.mark.parametrize(
     ("results", "problem"),
     [
@@ -148,12 +152,10 @@ def _answer(body: object) -> httpx.Response:
     ],
 )
 def test_unusable_results_are_errors(results, problem: str) -> None:
-    model = resolve_model("rerank", "bge-reranker-v2-m3", {})
     with pytest.raises(InvokeServerUnavailableError, match=problem):
-        parse_rerank_answer(model, _answer({"results": results}), 2)
+        COHERE.parse_answer(provider="hosted_vllm", model="m", response=_answer({"results": results}), count=2)
 
 
 def test_scores_are_passed_through_exactly() -> None:
-    model = resolve_model("rerank", "bge-reranker-v2-m3", {})
     answer = _answer({"results": [{"index": 1, "relevance_score": -3.25}, {"index": 0, "relevance_score": 1e-9}]})
-    assert parse_rerank_answer(model, answer, 2) == {1: -3.25, 0: 1e-9}
+    assert COHERE.parse_answer(provider="hosted_vllm", model="m", response=answer, count=2) == {1: -3.25, 0: 1e-9}

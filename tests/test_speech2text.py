@@ -18,7 +18,7 @@ from dify_plugin.errors.model import (
     InvokeBadRequestError,
 )
 
-from adapters.dialects.audio import silence_wav, sniff_audio_format
+from adapters.models.audio import silence_wav, sniff_audio_format
 from adapters.models.base import _catalog_entities
 from adapters.models.speech2text.speech2text import AIGatewaySpeech2TextModel
 

@@ -17,9 +17,9 @@ from dify_plugin.errors.model import (
     InvokeServerUnavailableError,
 )
 
-from adapters.catalog.loader import CatalogModel, default_catalog
-from adapters.catalog.resolver import resolve_model
-from adapters.dialects.embedding import build_embedding_request, parse_embedding_answer
+from adapters.catalog.loader import default_catalog
+from adapters.dialects.kinds import EmbeddingDialect
+from adapters.dialects.registry import dialect
 from adapters.models.base import _catalog_entities
 from adapters.models.text_embedding.text_embedding import AIGatewayTextEmbeddingModel
 from tests.emulator import count_words, embedding_vector
@@ -137,16 +137,19 @@ def _answer(body: object, path: str = OPENAI_PATH) -> httpx.Response:
     return httpx.Response(200, json=body, request=httpx.Request("POST", f"http://gw{path}"))
 
 
-def _model(name: str = "text-embedding-v3") -> CatalogModel:
-    return resolve_model("text-embedding", name, {})
+OPENAI = dialect(EmbeddingDialect, "openai")
+DASHSCOPE = dialect(EmbeddingDialect, "dashscope")
+
+
+def _parse(wire: EmbeddingDialect, response: httpx.Response, count: int, dimensions: int | None = None):
+    return wire.parse_answer(provider="hosted_vllm", model="m", response=response, count=count, dimensions=dimensions)
 
 
 def test_base64_vectors_in_any_order_come_back_decoded_in_input_order() -> None:
     first, second = [0.25, -1.5, 3.0], [1.0, 2.0, 0.125]
     encoded = [base64.b64encode(struct.pack("<3f", *v)).decode() for v in (first, second)]
     body = {"data": [{"index": 1, "embedding": encoded[1]}, {"index": 0, "embedding": encoded[0]}]}
-    model = resolve_model("text-embedding", "plain", {"route_preset": "openai-embeddings"})
-    batch = parse_embedding_answer(model, _answer(body), 2)
+    batch = _parse(OPENAI, _answer(body), 2)
     assert batch.vectors == [first, second]
     assert batch.tokens is None  # no usage: the adapter counts offline
 
@@ -161,25 +164,36 @@ def test_base64_vectors_in_any_order_come_back_decoded_in_input_order() -> None:
     ],
 )
 def test_incomplete_answers_are_errors_not_short_lists(data, problem: str) -> None:
-    model = resolve_model("text-embedding", "plain", {"route_preset": "openai-embeddings"})
     with pytest.raises(InvokeServerUnavailableError, match=problem):
-        parse_embedding_answer(model, _answer({"data": data}), 2)
+        _parse(OPENAI, _answer({"data": data}), 2)
 
 
-def test_vectors_of_another_size_than_asked_for_are_an_error() -> None:
+@pytest.mark.parametrize("wire", [OPENAI, DASHSCOPE])
+def test_vectors_of_another_size_than_asked_for_are_an_error(wire: EmbeddingDialect) -> None:
     body = {"data": [{"index": 0, "embedding": [0.1] * 8}], "usage": {"prompt_tokens": 1, "total_tokens": 1}}
-    with pytest.raises(InvokeServerUnavailableError, match="1024 dimensions"):
-        parse_embedding_answer(_model(), _answer(body), 1)
+    native = {"output": {"embeddings": [{"text_index": 0, "embedding": [0.1] * 8}]}}
+    answer = _answer(body) if wire is OPENAI else _answer(native, NATIVE_PATH)
+    with pytest.raises(InvokeServerUnavailableError, match="1024 dimensions were asked for, the vectors have \\[8\\]"):
+        _parse(wire, answer, 1, dimensions=1024)
+    assert _parse(wire, answer, 1, dimensions=8).vectors == [[0.1] * 8]
 
 
 def test_native_answer_without_output_is_an_error() -> None:
     body = {"code": "InvalidParameter", "message": "oops"}
     with pytest.raises(InvokeServerUnavailableError, match="output"):
-        parse_embedding_answer(_model("text-embedding-v4"), _answer(body, NATIVE_PATH), 1)
+        _parse(DASHSCOPE, _answer(body, NATIVE_PATH), 1)
 
 
 def test_request_bodies_per_dialect() -> None:
-    native = build_embedding_request(_model("text-embedding-v4"), ["a"], "document")
-    assert native["parameters"] == {"text_type": "document", "dimension": 1024}
-    bare = resolve_model("text-embedding", "x", {"route_preset": "dashscope-embeddings"})
-    assert build_embedding_request(bare, ["a"], "query") == {"model": "x", "input": {"texts": ["a"]}}
+    native = DASHSCOPE.request_body(
+        provider="dashscope", model="v4", texts=["a"], input_type="document", dimensions=1024
+    )
+    assert native == {
+        "model": "v4",
+        "input": {"texts": ["a"]},
+        "parameters": {"text_type": "document", "dimension": 1024},
+    }
+    bare = DASHSCOPE.request_body(provider="dashscope", model="x", texts=["a"], input_type=None, dimensions=None)
+    assert bare == {"model": "x", "input": {"texts": ["a"]}}
+    openai = OPENAI.request_body(provider="hosted_vllm", model="x", texts=["a"], input_type="query", dimensions=16)
+    assert openai == {"model": "x", "input": ["a"], "dimensions": 16, "input_type": "query"}

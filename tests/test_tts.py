@@ -22,7 +22,7 @@ from dify_plugin.errors.model import (
     InvokeServerUnavailableError,
 )
 
-from adapters.dialects.audio import DAEMON_CHUNK, join_wav
+from adapters.models.audio import DAEMON_CHUNK, join_wav
 from adapters.models.base import _catalog_entities
 from adapters.models.tts.tts import AIGatewayText2SpeechModel
 from tests.emulator import Request, Response, make_wav, serve

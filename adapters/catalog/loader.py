@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from adapters.catalog.model_info import SCHEMAS, LLMInfo, ModelInfo, TextEmbeddingInfo, TTSInfo, Voice, capabilities
 from adapters.catalog.model_info import field_names as schema_fields
 from adapters.catalog.yaml_reader import DuplicateKeyError, load_yaml
+from adapters.dialects.registry import dialect_modes
 
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / "provider_configs"
 
@@ -43,16 +44,6 @@ MODE_TO_MODEL_TYPE: Mapping[str, str] = MappingProxyType(
 CURRENCIES = frozenset({"RMB", "USD"})
 # Other spellings of a currency, stored as the one Dify shows.
 CURRENCY_ALIASES: Mapping[str, str] = MappingProxyType({"CNY": "RMB"})
-# The body dialects an adapter of each model type speaks (a route with another one fails at load).
-DIALECTS: Mapping[str, frozenset[str]] = MappingProxyType(
-    {
-        "llm": frozenset({"openai"}),
-        "text-embedding": frozenset({"openai", "dashscope"}),
-        "rerank": frozenset({"cohere", "dashscope-compatible", "dashscope"}),
-        "speech2text": frozenset({"openai"}),
-        "tts": frozenset({"openai", "dashscope"}),
-    }
-)
 
 
 class CatalogError(ValueError):
@@ -352,10 +343,17 @@ def _load_routes(root: Path) -> dict[str, Route]:
         bad = [m for m in modes if m not in MODE_TO_MODEL_TYPE or MODE_TO_MODEL_TYPE[m] != spec["model_type"]]
         if bad:
             raise CatalogError(file, f"modes {bad} do not belong to {spec['model_type']}", None, f"routes.{name}.modes")
-        if spec["dialect"] not in DIALECTS.get(str(spec["model_type"]), ()):
-            known = ", ".join(sorted(DIALECTS.get(str(spec["model_type"]), ()))) or "none: unknown model type"
+        # The wire formats adapters/dialects/ holds for the model type (a route with another fails here).
+        spoken = dialect_modes(str(spec["model_type"]))
+        if spec["dialect"] not in spoken:
+            known = ", ".join(sorted(spoken)) or "none: unknown model type"
             raise CatalogError(
                 file, f"dialect not spoken for this model type (known: {known})", None, f"routes.{name}.dialect"
+            )
+        if not set(modes) <= spoken[spec["dialect"]]:
+            served = ", ".join(sorted(spoken[spec["dialect"]]))
+            raise CatalogError(
+                file, f"dialect {spec['dialect']!r} serves mode {served} only", None, f"routes.{name}.modes"
             )
         if not str(spec["path"]).startswith("/"):
             raise CatalogError(file, "path must start with '/'", None, f"routes.{name}.path")

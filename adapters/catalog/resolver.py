@@ -23,6 +23,8 @@ from adapters.catalog.model_info import (
     Voice,
 )
 from adapters.credentials import converted, credential_error
+from adapters.dialects.kinds import SpeechDialect
+from adapters.dialects.registry import dialect
 
 _MILLION = Decimal(1_000_000)
 # Every field `customizable_model` reads: the model form's own fields (provider.yaml `model_fields`)
@@ -158,11 +160,11 @@ def _tts_info(credentials: Mapping[str, Any], route: Route) -> TTSInfo:
     default_voice = _text(credentials, "default_voice") or names[0]
     if default_voice not in names:
         raise credential_error("default_voice", f"{default_voice!r} is not one of the voices ({', '.join(names)}).")
-    # DashScope qwen-tts answers with a WAV file only; other routes are asked for the chosen format.
-    wav_only = route.dialect == "dashscope"
-    audio_type = _choice(credentials, "audio_type", ("mp3", "wav"), "wav" if wav_only else "mp3")
-    if wav_only and audio_type != "wav":
-        raise credential_error("audio_type", f"must be wav for route {route.name!r}: it only returns WAV audio.")
+    # A dialect with one audio format (DashScope qwen-tts: WAV) gets it; others the chosen one.
+    only = dialect(SpeechDialect, route.dialect).only_audio_type
+    audio_type = _choice(credentials, "audio_type", ("mp3", "wav"), only or "mp3")
+    if only and audio_type != only:
+        raise credential_error("audio_type", f"must be {only} for route {route.name!r}: it returns {only} audio only.")
     return TTSInfo(
         mode="audio_speech",
         voices=tuple(Voice(mode=n, name=n, language=_VOICE_LANGUAGES) for n in names),

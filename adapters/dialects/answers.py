@@ -1,28 +1,26 @@
-"""Reading the gateway's non-chat answers: LiteLLM's provider parsers outside LiteLLM's call machinery.
+"""Reading the gateway's answers, shared by the dialects.
 
-The embedding, rerank, transcription and speech adapters hand a finished httpx response to a
-LiteLLM `transform_*_response` method, or read the JSON themselves for the DashScope-native
-dialects LiteLLM does not speak. Either way an answer the plugin cannot use (not JSON, a field
-missing, an index out of range) becomes InvokeServerUnavailableError naming the route: the
-gateway said 200, but nothing usable came back.
+A dialect reads a finished httpx response through LiteLLM's parser (adapters/engine/litellm_facade.py)
+or reads the JSON itself for the DashScope-native formats LiteLLM does not speak. Either way an
+answer the plugin cannot use (not JSON, a field missing, an index out of range) becomes
+InvokeServerUnavailableError naming the route: the gateway said 200, but nothing usable came back.
+Vectors and scores are checked here once for every embedding and rerank dialect.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from dify_plugin.errors.model import InvokeBadRequestError, InvokeError
+from dify_plugin.errors.model import InvokeError
 
-from adapters.catalog.loader import CatalogModel
+from adapters.dialects.kinds import EmbeddingBatch
 from adapters.gateway.errors import stream_error
-
-
-def bad_request(model: CatalogModel, problem: str) -> InvokeBadRequestError:
-    """Bad invocation input, raised before any request is sent."""
-    return InvokeBadRequestError(f"Model {model.name!r}: {problem}")
 
 
 def route_path(response: httpx.Response) -> str:
@@ -73,3 +71,40 @@ def by_index(pairs: list[tuple[Any, Any]], count: int, path: str, what: str, *, 
         missing = [i for i in range(count) if i not in found]
         raise stream_error(path, f"no {what} for input(s) {missing[:10]} of the {count} sent")
     return found
+
+
+def _vector(value: Any, path: str) -> list[float]:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        # OpenAI's `encoding_format: base64`: little-endian float32 values.
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except binascii.Error as exc:
+            raise stream_error(path, f"an embedding is a string but not base64: {value[:40]!r}") from exc
+        if len(raw) % 4:
+            raise stream_error(path, f"a base64 embedding has {len(raw)} bytes, not whole float32 values")
+        return list(struct.unpack(f"<{len(raw) // 4}f", raw))
+    raise stream_error(path, f"an embedding is {type(value).__name__}, not a list of numbers")
+
+
+def embedding_batch(
+    pairs: list[tuple[Any, Any]], tokens: Any, *, count: int, dimensions: int | None, path: str
+) -> EmbeddingBatch:
+    """The vectors of (input index, embedding) pairs in input order, every input given exactly one."""
+    found = by_index(pairs, count, path, "embedding", complete=True)
+    vectors = [_vector(found[i], path) for i in range(count)]
+    if dimensions and any(len(v) != dimensions for v in vectors):
+        sizes = sorted({len(v) for v in vectors})
+        raise stream_error(path, f"{dimensions} dimensions were asked for, the vectors have {sizes}")
+    # LiteLLM fills absent usage with zeros; a zero count for real texts means "not sent".
+    return EmbeddingBatch(vectors, tokens if isinstance(tokens, int) and tokens > 0 else None)
+
+
+def rerank_scores(pairs: list[tuple[Any, Any]], *, count: int, path: str) -> dict[int, float]:
+    """Input index → score of (input index, relevance_score) pairs; the scores must be numbers."""
+    scores = by_index(pairs, count, path, "rerank result", complete=False)
+    for score in scores.values():
+        if isinstance(score, bool) or not isinstance(score, int | float):
+            raise stream_error(path, f"a relevance_score is {score!r}, not a number")
+    return {index: float(score) for index, score in scores.items()}

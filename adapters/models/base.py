@@ -1,4 +1,4 @@
-"""What every adapter shares: schemas from the catalog, and errors already in Dify's classes.
+"""What every adapter shares: schemas from the catalog, and errors already in Dify's classes, naming the model.
 
 Each adapter class lists this mixin first, so its methods take precedence over the SDK's defaults.
 """
@@ -12,13 +12,28 @@ from contextlib import contextmanager
 from typing import Any
 
 from dify_plugin.entities.model import AIModelEntity
-from dify_plugin.errors.model import CredentialsValidateFailedError, InvokeError
+from dify_plugin.errors.model import CredentialsValidateFailedError, InvokeBadRequestError, InvokeError
 from dify_plugin.interfaces.model.ai_model import AIModel
 
 from adapters.catalog.dify_schema import model_entity
-from adapters.catalog.loader import default_catalog
+from adapters.catalog.loader import CatalogModel, default_catalog
 from adapters.catalog.resolver import MODEL_FORM_FIELDS, customizable_model
+from adapters.engine.litellm_facade import NoTranslationError
 from adapters.gateway.errors import INVOKE_ERROR_MAPPING, to_invoke_error
+
+
+def bad_request(model: CatalogModel, problem: str) -> InvokeBadRequestError:
+    """Bad invocation input, raised before any request is sent."""
+    return InvokeBadRequestError(f"Model {model.name!r}: {problem}")
+
+
+@contextmanager
+def translated_by_litellm(model: CatalogModel) -> Iterator[None]:
+    """Around building a request: a route whose LiteLLM provider lacks the translation is a bad request."""
+    try:
+        yield
+    except NoTranslationError as exc:
+        raise bad_request(model, f"route {model.route.name!r}: {exc}.") from exc
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Translates Dify LLM calls into LiteLLM-built chat/completion requests on the gateway's routes.
+"""Translates Dify LLM calls into chat or completion requests on the gateway's routes, in the route's dialect.
 
 The request is sent eagerly inside `_invoke`, so an HTTP error before the first byte is raised
 synchronously; errors while streaming are mapped here too, because the SDK does not map errors
@@ -19,11 +19,13 @@ from dify_plugin.interfaces.model.large_language_model import LargeLanguageModel
 
 from adapters.catalog.loader import CatalogModel, default_catalog
 from adapters.catalog.resolver import resolve_model
-from adapters.dialects.chat_request import build_chat_request, to_openai_messages
-from adapters.dialects.chat_response import blocking_result, collect_stream, relay_stream, result_as_stream
-from adapters.gateway.errors import error_from_transport, stream_error, to_invoke_error
+from adapters.dialects.kinds import ChatDialect
+from adapters.dialects.registry import dialect
+from adapters.gateway.errors import error_from_transport, to_invoke_error
 from adapters.gateway.transport import session_for
 from adapters.models.base import GatewayModel, checking_credentials
+from adapters.models.llm.answer import UsageFn, blocking_result, collect_stream, relay_stream, result_as_stream
+from adapters.models.llm.request import build_chat_request, to_openai_messages
 from adapters.models.llm.streaming import plan_streaming
 from adapters.models.usage import estimate_tokens, llm_usage
 
@@ -48,30 +50,23 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
         )
         session = session_for(credentials)
         response = session.send(target.route, json=body, stream=streaming.on_wire)
-        route_path = response.request.url.path
         usage_for = self._usage_counter(target, body, prompt_messages)
+        wire = dialect(ChatDialect, target.route.dialect)
         if streaming.on_wire and response.headers.get("content-type", "").startswith("text/event-stream"):
-            chunks = self._relay(target, response, route_path, usage_for)
+            chunks = self._relay(target, wire, response, usage_for)
             return chunks if streaming.to_dify else collect_stream(target, chunks)
         if streaming.on_wire:
             # A stream request answered with plain JSON (some gateway plugins do): read it as one answer.
             response.read()
             response.close()
-        result = blocking_result(target, self._json(response, route_path), route_path, usage_for)
+        result = blocking_result(target, wire.parse_answer(response), usage_for)
         return result_as_stream(result) if streaming.to_dify else result
 
-    @staticmethod
-    def _json(response: httpx.Response, route_path: str) -> Any:
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise stream_error(route_path, f"the body is not JSON: {response.text[:200]!r}") from exc
-
     def _relay(
-        self, target: CatalogModel, response: httpx.Response, route_path: str, usage_for: Any
+        self, target: CatalogModel, wire: ChatDialect, response: httpx.Response, usage_for: UsageFn
     ) -> Generator[LLMResultChunk, None, None]:
         try:
-            yield from relay_stream(target, response, route_path, usage_for)
+            yield from relay_stream(target, wire, response, response.request.url.path, usage_for)
         except InvokeError:
             raise
         except httpx.HTTPError as exc:
@@ -81,7 +76,9 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
         finally:
             response.close()
 
-    def _usage_counter(self, target: CatalogModel, body: Mapping[str, Any], messages: Sequence[PromptMessage]) -> Any:
+    def _usage_counter(
+        self, target: CatalogModel, body: Mapping[str, Any], messages: Sequence[PromptMessage]
+    ) -> UsageFn:
         """Prices the gateway's token counts; estimates offline only the counts it did not send."""
         started = getattr(self, "started_at", None) or time.perf_counter()
 

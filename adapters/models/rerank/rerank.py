@@ -6,7 +6,7 @@ its index. `top_n` None or <= 0 means every document, and so does a `score_thres
 the plugin daemon turns Dify's null into 0 / 0.0 (dify-plugin-sdk.md, RerankModel), and a zero
 threshold must not drop the documents of a model that scores with raw, possibly negative logits.
 More documents than the model's `max_documents` go out in several requests and are ranked together.
-Request bodies and answers are translated in adapters/dialects/rerank.py.
+The route's dialect (adapters/dialects/) writes the body and reads the answer.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from dify_plugin.entities.model.rerank import RerankDocument, RerankResult
 from dify_plugin.interfaces.model.rerank_model import RerankModel
 
 from adapters.catalog.resolver import resolve_model
-from adapters.dialects.answers import bad_request
-from adapters.dialects.rerank import build_rerank_request, parse_rerank_answer
+from adapters.dialects.kinds import RerankDialect
+from adapters.dialects.registry import dialect
 from adapters.gateway.transport import session_for
-from adapters.models.base import GatewayModel, checking_credentials
+from adapters.models.base import GatewayModel, bad_request, checking_credentials
 
 
 class AIGatewayRerankModel(GatewayModel, RerankModel):
@@ -43,13 +43,16 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
             raise bad_request(target, "the query is empty.")
         limit = top_n if top_n and top_n > 0 else None
         session = session_for(credentials)
+        wire = dialect(RerankDialect, target.route.dialect)
+        provider, name = target.route.litellm, target.gateway_model
         size = target.info.max_documents or len(docs)
         scores: dict[int, float] = {}
         for start in range(0, len(docs), size):
             batch = docs[start : start + size]
-            body = build_rerank_request(target, query, batch, min(limit, len(batch)) if limit else None)
+            top_n = min(limit, len(batch)) if limit else None
+            body = wire.request_body(provider=provider, model=name, query=query, documents=batch, top_n=top_n)
             response = session.send(target.route, json=body)
-            answer = parse_rerank_answer(target, response, len(batch))
+            answer = wire.parse_answer(provider=provider, model=name, response=response, count=len(batch))
             scores.update((start + index, score) for index, score in answer.items())
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
         if score_threshold:

@@ -1,11 +1,11 @@
-"""Translates Dify speech-to-text calls into OpenAI multipart transcription requests on the gateway.
+"""Translates Dify speech-to-text calls into multipart transcription requests on the gateway, in the route's dialect.
 
 The upload carries exactly the bytes Dify handed over, named and typed after the format their magic
-bytes show (adapters/dialects/audio.py); an unknown format, or one the model does not list, is refused
-before any request. LiteLLM's transcription config for the route's provider builds the form fields
-and reads the answer. `language` and `prompt` are sent only when the model declares it takes them
+bytes show (adapters/models/audio.py); an unknown format, or one the model does not list, is refused
+before any request. `language` and `prompt` are sent only when the model declares it takes them
 (`supports_language` / `supports_prompt`) and the model credentials give a value; nothing is ever
-forced. The answer is asked for as `json` and its `text` returned.
+forced. The route's dialect (adapters/dialects/openai/transcription.py) writes the form fields and
+reads the transcript.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ from typing import IO, Any
 
 from dify_plugin.interfaces.model.speech2text_model import Speech2TextModel
 
-from adapters.catalog.loader import CatalogModel
 from adapters.catalog.resolver import resolve_model
-from adapters.dialects.answers import bad_request, route_path, unusable_answer
-from adapters.dialects.audio import KNOWN_FORMATS, silence_wav, sniff_audio_format
-from adapters.engine import litellm_facade
+from adapters.dialects.kinds import TranscriptionDialect
+from adapters.dialects.registry import dialect
 from adapters.gateway.transport import session_for
-from adapters.models.base import GatewayModel, checking_credentials
+from adapters.models.audio import KNOWN_FORMATS, silence_wav, sniff_audio_format
+from adapters.models.base import GatewayModel, bad_request, checking_credentials, translated_by_litellm
 
 _MEGABYTE = 1024 * 1024
 
@@ -33,13 +32,10 @@ def _read_all(file: IO[bytes]) -> bytes:
     return file.read()
 
 
-def _options(target: CatalogModel, credentials: Mapping[str, Any]) -> dict[str, str]:
-    options = {"response_format": "json"}
-    for name, supported in (("language", target.info.supports_language), ("prompt", target.info.supports_prompt)):
-        value = str(credentials.get(name) or "").strip()
-        if supported and value:
-            options[name] = value
-    return options
+def _option(credentials: Mapping[str, Any], name: str, supported: bool) -> str | None:
+    """A model credential's value, sent only to a model that declares it takes it."""
+    value = str(credentials.get(name) or "").strip()
+    return value if supported and value else None
 
 
 class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
@@ -63,17 +59,19 @@ class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
             )
 
         upload = (f"audio.{fmt.extension}", audio, fmt.content_type)
+        wire = dialect(TranscriptionDialect, target.route.dialect)
         provider, name = target.route.litellm, target.gateway_model
-        try:
-            fields = litellm_facade.transcription_form_fields(
-                provider=provider, model=name, upload=upload, options=_options(target, credentials)
+        with translated_by_litellm(target):
+            fields = wire.request_fields(
+                provider=provider,
+                model=name,
+                upload=upload,
+                language=_option(credentials, "language", info.supports_language),
+                prompt=_option(credentials, "prompt", info.supports_prompt),
             )
-        except litellm_facade.NoTranslationError as exc:
-            raise bad_request(target, f"route {target.route.name!r}: {exc}.") from exc
         session = session_for(credentials)
         response = session.send(target.route, files={"file": upload}, data=fields)
-        with unusable_answer(route_path(response)):
-            return litellm_facade.parse_transcription_answer(provider=provider, model=name, response=response)
+        return wire.parse_answer(provider=provider, model=name, response=response)
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
         """Transcribes 0.1 s of silence through the same route and auth the model will use."""

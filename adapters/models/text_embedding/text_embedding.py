@@ -2,8 +2,13 @@
 
 Texts go out in batches of the model's `max_chunks` (catalog, or the customizable model's
 credential), one request per batch through the consumer's session; the vectors come back in input
-order and the gateway's token counts are priced from the catalog. Request bodies and answers are
-translated in adapters/dialects/embedding.py.
+order (a missing or repeated index is an error, never a silently shorter list) and the gateway's
+token counts are priced from the catalog. The route's dialect (adapters/dialects/) writes the body
+and reads the answer.
+
+Options come from the catalog: query/document is sent only for models with `supports_input_type`,
+a vector size only for models that list `dimensions` (the model's `output_vector_size`), so every
+vector of an index keeps one size even if the backend's default changes.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ from dify_plugin.interfaces.model.text_embedding_model import TextEmbeddingModel
 
 from adapters.catalog.loader import CatalogModel
 from adapters.catalog.resolver import resolve_model
-from adapters.dialects.answers import bad_request
-from adapters.dialects.embedding import build_embedding_request, parse_embedding_answer
+from adapters.dialects.kinds import EmbeddingDialect
+from adapters.dialects.registry import dialect
 from adapters.gateway.transport import session_for
-from adapters.models.base import GatewayModel, checking_credentials
+from adapters.models.base import GatewayModel, bad_request, checking_credentials, translated_by_litellm
 from adapters.models.usage import embedding_usage, estimate_tokens
 
 
@@ -42,15 +47,23 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
         if empty:
             raise bad_request(target, f"text(s) at position {empty[:10]} are empty; the gateway rejects empty input.")
         session = session_for(credentials)
-        kind = EmbeddingInputType(input_type).value
-        size = target.info.max_chunks
+        wire = dialect(EmbeddingDialect, target.route.dialect)
+        info, provider, name = target.info, target.route.litellm, target.gateway_model
+        kind = EmbeddingInputType(input_type).value if info.supports_input_type else None
+        dimensions = info.output_vector_size if info.dimensions else None
+        size = info.max_chunks
         vectors: list[list[float]] = []
         tokens = 0
         for start in range(0, len(texts), size):
             batch = texts[start : start + size]
-            body = build_embedding_request(target, batch, kind)
+            with translated_by_litellm(target):
+                body = wire.request_body(
+                    provider=provider, model=name, texts=batch, input_type=kind, dimensions=dimensions
+                )
             response = session.send(target.route, json=body)
-            answer = parse_embedding_answer(target, response, len(batch))
+            answer = wire.parse_answer(
+                provider=provider, model=name, response=response, count=len(batch), dimensions=dimensions
+            )
             vectors += answer.vectors
             # The gateway's count is preferred; a batch it did not count is counted offline.
             tokens += answer.tokens if answer.tokens is not None else sum(self._count(target, batch))

@@ -4,7 +4,8 @@ Long text is split at sentence ends into pieces of at most the model's `word_lim
 synthesized up to `max_workers` at a time and delivered in order. Audio goes to Dify in chunks of at
 most 1 MiB (the daemon's 5 MiB line limit, with the SDK's hex encoding doubling each chunk). WAV
 pieces are joined under one header before they are sent; other formats stream piece by piece.
-Request bodies, answers and the audio download are in adapters/dialects/speech.py.
+The route's dialect (adapters/dialects/) writes the body and reads the answer; audio the gateway
+leaves at a URL is downloaded by adapters/gateway/download.py.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from dify_plugin.interfaces.model.tts_model import TTSModel
 
 from adapters.catalog.loader import CatalogModel
 from adapters.catalog.resolver import resolve_model
-from adapters.dialects.answers import bad_request
-from adapters.dialects.audio import WAV, daemon_chunks, join_wav, sniff_audio_format
-from adapters.dialects.speech import build_speech_request, speech_audio
+from adapters.dialects.kinds import SpeechDialect
+from adapters.dialects.registry import dialect
+from adapters.gateway import download
 from adapters.gateway.transport import Answer, GatewaySession, session_for
-from adapters.models.base import GatewayModel, checking_credentials
+from adapters.models.audio import WAV, daemon_chunks, join_wav, sniff_audio_format
+from adapters.models.base import GatewayModel, bad_request, checking_credentials, translated_by_litellm
 
 # Sentence ends in Latin and CJK text, and line breaks.
 _SENTENCE_END = r"[。．.!?！？;；…\n]"
@@ -78,10 +80,17 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
     def _synthesize_in_order(
         target: CatalogModel, session: GatewaySession, pieces: list[str], voice: str
     ) -> Iterator[bytes]:
+        wire = dialect(SpeechDialect, target.route.dialect)
+        provider, name, audio_type = target.route.litellm, target.gateway_model, target.info.audio_type
+
         def synthesize(text: str) -> bytes:
-            body = build_speech_request(target, text, voice)
+            with translated_by_litellm(target):
+                body = wire.request_body(provider=provider, model=name, text=text, voice=voice, audio_type=audio_type)
             response = session.send(target.route, json=body, answer=Answer.SPEECH)
-            return speech_audio(target, session, response)
+            audio = wire.parse_answer(response)
+            if audio.url is None:
+                return audio.data
+            return download.fetch(session, audio.url, what="the audio", route_path=response.request.url.path)
 
         workers = min(target.info.max_workers, len(pieces))
         if workers == 1:

@@ -1,7 +1,7 @@
-"""Translates the gateway's chat answers, parsed by LiteLLM, into Dify's LLMResult and stream chunks.
+"""Translates the gateway's chat answers, read by the route's dialect, into Dify's LLMResult and stream chunks.
 
 Three things Dify needs that the wire does not give directly:
-- reasoning_content is shown as thinking, wrapped in `<think>` … `</think>`;
+- reasoning is shown as thinking, wrapped in `<think>` … `</think>`;
 - streamed tool-call fragments are assembled, so every tool call Dify receives is complete (Dify's
   agent runner concatenates tool calls across chunks; it does not merge fragments);
 - a content-security block (model `from-security-guard`) reaches the user as the deny text, marked.
@@ -11,22 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 from dify_plugin.entities.model.llm import LLMResult, LLMResultChunk, LLMResultChunkDelta, LLMUsage
 from dify_plugin.entities.model.message import AssistantPromptMessage
 
 from adapters.catalog.loader import CatalogModel
-from adapters.engine.litellm_facade import (
-    ChatTurn,
-    ToolCallPart,
-    parse_chat_answer,
-    parse_chat_chunk,
-    parse_text_completion_answer,
-    parse_text_completion_chunk,
-)
-from adapters.gateway.errors import error_from_event, stream_error
+from adapters.dialects.kinds import ChatAnswer, ChatDialect, TokenCounts
+from adapters.engine.litellm_facade import ChatTurn, ToolCallPart
+from adapters.gateway.errors import error_from_event
 from adapters.gateway.sse import iter_events
 
 SECURITY_GUARD_MODEL = "from-security-guard"
@@ -111,27 +104,18 @@ def _tool_calls(turn: ChatTurn) -> list[ToolCall]:
     ]
 
 
-def parse_blocking(model: CatalogModel, data: dict[str, Any]) -> ChatTurn:
-    if model.info.mode == "completion":
-        return parse_text_completion_answer(data=data)
-    return parse_chat_answer(data=data)
-
-
-def blocking_result(model: CatalogModel, data: dict[str, Any], route_path: str, usage_for: UsageFn) -> LLMResult:
-    if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
-        raise stream_error(route_path, f"the answer has no choices: {json.dumps(data)[:300]}")
-    turn = parse_blocking(model, data)
+def blocking_result(model: CatalogModel, answer: ChatAnswer, usage_for: UsageFn) -> LLMResult:
+    turn = answer.turn
     content = turn.content or ""
-    if data.get("model") == SECURITY_GUARD_MODEL:
+    if answer.model == SECURITY_GUARD_MODEL:
         content = deny_text(content)
     elif turn.reasoning:
         content = f"<think>\n{turn.reasoning}\n</think>{content}"
-    usage = data.get("usage") or {}
     return LLMResult(
         model=model.name,
         message=AssistantPromptMessage(content=content, tool_calls=_tool_calls(turn)),
-        usage=usage_for(usage.get("prompt_tokens"), usage.get("completion_tokens"), content),
-        system_fingerprint=data.get("system_fingerprint"),
+        usage=usage_for(answer.usage.prompt, answer.usage.completion, content),
+        system_fingerprint=answer.system_fingerprint,
     )
 
 
@@ -159,24 +143,23 @@ def collect_stream(model: CatalogModel, chunks: Iterator[LLMResultChunk]) -> LLM
 
 
 def relay_stream(
-    model: CatalogModel, response: httpx.Response, route_path: str, usage_for: UsageFn
+    model: CatalogModel, dialect: ChatDialect, response: httpx.Response, route_path: str, usage_for: UsageFn
 ) -> Iterator[LLMResultChunk]:
     """Dify chunks from an SSE answer; the caller maps errors and closes the response."""
-    parse = parse_text_completion_chunk if model.info.mode == "completion" else parse_chat_chunk
     thinking, tools = ThinkingWrapper(), ToolCallAssembler()
     produced: list[str] = []
-    usage: dict[str, Any] | None = None
+    usage = TokenCounts(None, None)
     finish_reason: str | None = None
     index = 0
     for data in iter_events(response, route_path):
         if "error" in data:
             raise error_from_event(route_path, data)
-        if data.get("usage"):
-            usage = data["usage"]
-        turn = parse(data=data)
+        chunk = dialect.parse_chunk(data)
+        usage = chunk.usage or usage
+        turn = chunk.turn
         if turn is None:
             continue
-        if turn.content and data.get("model") == SECURITY_GUARD_MODEL:
+        if turn.content and chunk.model == SECURITY_GUARD_MODEL:
             text = thinking.close() + ("\n\n" if produced else "") + deny_text(turn.content)
         else:
             text = thinking.feed(turn.reasoning, turn.content)
@@ -190,13 +173,12 @@ def relay_stream(
             )
             index += 1
     tail = thinking.close()
-    usage = usage or {}
     yield LLMResultChunk(
         model=model.name,
         delta=LLMResultChunkDelta(
             index=index,
             message=AssistantPromptMessage(content=tail, tool_calls=tools.complete()),
-            usage=usage_for(usage.get("prompt_tokens"), usage.get("completion_tokens"), "".join(produced) + tail),
+            usage=usage_for(usage.prompt, usage.completion, "".join(produced) + tail),
             finish_reason=finish_reason or "stop",
         ),
     )

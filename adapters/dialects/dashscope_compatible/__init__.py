@@ -1,0 +1,1 @@
+"""DashScope's compatible API (/compatible-api/v1/...): its rerank."""

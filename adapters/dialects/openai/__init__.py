@@ -1,0 +1,1 @@
+"""OpenAI-compatible wire formats: chat, completion, embeddings, transcription, speech."""

@@ -1,0 +1,156 @@
+"""OpenAI chat completions (`/v1/chat/completions`), through LiteLLM's chat translation for the route's provider.
+
+Dify's messages become OpenAI messages: text and image, video, audio and file parts, assistant
+tool calls, tool results, and developer messages as system ones (most backends know only
+"system"). Tools become function tools; a streamed request asks for its usage
+(`stream_options.include_usage`). LiteLLM maps the parameters and builds the body, and reads the
+answer and each stream event (reasoning from `reasoning_content` or `reasoning`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+from dify_plugin.entities.model.message import (
+    AssistantPromptMessage,
+    AudioPromptMessageContent,
+    DocumentPromptMessageContent,
+    ImagePromptMessageContent,
+    PromptMessage,
+    PromptMessageContentType,
+    PromptMessageTool,
+    SystemPromptMessage,
+    ToolPromptMessage,
+    UserPromptMessage,
+    VideoPromptMessageContent,
+)
+
+from adapters.dialects.answers import route_path
+from adapters.dialects.kinds import ChatAnswer, ChatChunk, ChatDialect, TokenCounts
+from adapters.engine.litellm_facade import ChatTurn, chat_request_body, parse_chat_answer, parse_chat_chunk
+from adapters.gateway.errors import stream_error
+
+
+def _media_part(part: Any) -> dict[str, Any]:
+    if isinstance(part, ImagePromptMessageContent):
+        return {"type": "image_url", "image_url": {"url": part.data, "detail": part.detail.value}}
+    if isinstance(part, VideoPromptMessageContent):
+        return {"type": "video_url", "video_url": {"url": part.data}}
+    if isinstance(part, AudioPromptMessageContent):
+        if part.url:
+            return {"type": "audio_url", "audio_url": {"url": part.url}}
+        return {"type": "input_audio", "input_audio": {"data": part.base64_data, "format": part.format}}
+    if isinstance(part, DocumentPromptMessageContent):
+        file: dict[str, Any] = {"file_data": part.data}
+        if part.filename:
+            file["filename"] = part.filename
+        return {"type": "file", "file": file}
+    # models/llm/request.py refuses other parts before a body is built.
+    raise TypeError(f"no OpenAI form for a {type(part).__name__} message part")
+
+
+def _content(content: Any) -> Any:
+    if content is None or isinstance(content, str):
+        return content
+    return [
+        {"type": "text", "text": part.data} if part.type == PromptMessageContentType.TEXT else _media_part(part)
+        for part in content
+    ]
+
+
+def openai_messages(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
+    """Dify's messages in OpenAI's chat form (also what LiteLLM's token counter reads)."""
+    converted: list[dict[str, Any]] = []
+    for message in messages:
+        if isinstance(message, AssistantPromptMessage):
+            item: dict[str, Any] = {"role": "assistant", "content": _content(message.content) or None}
+            if message.tool_calls:
+                item["tool_calls"] = [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.function.name, "arguments": c.function.arguments},
+                    }
+                    for c in message.tool_calls
+                ]
+            converted.append(item)
+        elif isinstance(message, ToolPromptMessage):
+            content = _content(message.content)
+            converted.append({"role": "tool", "tool_call_id": message.tool_call_id, "content": content})
+        elif isinstance(message, UserPromptMessage):
+            converted.append({"role": "user", "content": _content(message.content)})
+        elif isinstance(message, SystemPromptMessage):
+            converted.append({"role": "system", "content": _content(message.content)})
+        else:
+            # Developer messages: most gateway backends only know "system".
+            converted.append({"role": "system", "content": _content(message.content)})
+    return converted
+
+
+def wire_params(params: Mapping[str, Any], tools: Sequence[PromptMessageTool], stream: bool) -> dict[str, Any]:
+    """OpenAI `params` plus streaming with usage and function tools, as chat and completion send them."""
+    wire = dict(params)
+    if stream:
+        wire["stream"] = True
+        wire["stream_options"] = {"include_usage": True}
+    if tools:
+        wire["tools"] = [
+            {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+            for t in tools
+        ]
+    return wire
+
+
+def read_answer(response: httpx.Response, parse: Callable[..., ChatTurn]) -> ChatAnswer:
+    """A blocking chat-shaped answer, its first choice read by `parse`."""
+    path = route_path(response)
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise stream_error(path, f"the body is not JSON: {response.text[:200]!r}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
+        raise stream_error(path, f"the answer has no choices: {json.dumps(data)[:300]}")
+    usage = data.get("usage") or {}
+    return ChatAnswer(
+        turn=parse(data=data),
+        model=data.get("model"),
+        usage=TokenCounts(usage.get("prompt_tokens"), usage.get("completion_tokens")),
+        system_fingerprint=data.get("system_fingerprint"),
+    )
+
+
+def chunk_of(data: dict[str, Any], turn: ChatTurn | None) -> ChatChunk:
+    """One stream event with its `turn`; usage is read from the event that carries it."""
+    usage = data.get("usage")
+    counts = TokenCounts(usage.get("prompt_tokens"), usage.get("completion_tokens")) if usage else None
+    return ChatChunk(turn=turn, model=data.get("model"), usage=counts)
+
+
+class OpenAIChat(ChatDialect):
+    name = "openai"
+    modes = frozenset({"chat"})
+
+    def request_body(
+        self,
+        *,
+        provider: str,
+        model: str,
+        messages: Sequence[PromptMessage],
+        params: Mapping[str, Any],
+        tools: Sequence[PromptMessageTool],
+        stream: bool,
+    ) -> dict[str, Any]:
+        wire = wire_params(params, tools, stream)
+        return chat_request_body(provider=provider, model=model, messages=openai_messages(messages), params=wire)
+
+    def parse_answer(self, response: httpx.Response) -> ChatAnswer:
+        return read_answer(response, parse_chat_answer)
+
+    def parse_chunk(self, data: dict[str, Any]) -> ChatChunk:
+        return chunk_of(data, parse_chat_chunk(data=data))
+
+
+DIALECT = OpenAIChat()
