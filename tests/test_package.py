@@ -21,7 +21,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dify_plugin.entities.model import ModelFeature
 
+from adapters.catalog.dify_schema import features
+from adapters.catalog.model_info import LLMInfo, capabilities
 from tests.conftest import PLUGIN_ROOT, Gateway
 from tests.stdio_driver import PluginProcess, chat_data
 from tests.tools.package import (
@@ -140,6 +143,31 @@ def test_manifest_mistakes_are_named(change: dict, complaint: str) -> None:
     files = set(package_files(PLUGIN_ROOT, ignore_patterns(PLUGIN_ROOT)))
     problems = manifest_problems(_manifest() | change, files)
     assert any(complaint in problem for problem in problems), problems
+
+
+# Model features Dify's API accepts only from a release later than its plugin system's first (1.0.0):
+# Dify parses features into a closed enum and refuses the whole provider on an unknown one.
+FEATURE_SINCE = {"structured-output": (1, 5, 1)}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def test_minimum_dify_version_is_the_floor_of_the_model_features_we_declare() -> None:
+    everything = LLMInfo(mode="chat", **dict.fromkeys(capabilities(LLMInfo), True))
+    possible = set(features(everything))  # what a catalog or customizable model can declare
+    shipped = set()
+    for path in (PLUGIN_ROOT / "provider_configs/dify/models").rglob("*.yaml"):
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        shipped |= set(document.get("features") or []) if isinstance(document, dict) else set()
+    assert "structured-output" in shipped and shipped <= possible <= {f.value for f in ModelFeature}
+    floor = max([(1, 0, 0), *(FEATURE_SINCE[f] for f in possible if f in FEATURE_SINCE)])
+    declared = _manifest()["meta"]["minimum_dify_version"]
+    assert _version(declared) == floor
+    text = ".".join(map(str, floor))
+    for readme in ("README.md", "readme/README_zh_Hans.md"):
+        assert f"Dify {text}" in (PLUGIN_ROOT / readme).read_text(encoding="utf-8"), readme
 
 
 def test_every_icon_in_every_language_must_exist() -> None:
