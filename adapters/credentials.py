@@ -1,8 +1,9 @@
 """Reading the credential fields Dify hands over, and the one way a bad field is reported.
 
-Every check of a credential field fails with `credential_error`, whatever reads the field (the
-gateway configuration in adapters/gateway/config.py, the customizable-model form in
-adapters/catalog/resolver.py, the provider's own field in adapters/provider.py):
+Every module that reads a credential field reads it through `text` (missing and None read as
+empty, values stripped), and every check fails with `credential_error`, whoever reads the field:
+the gateway configuration (adapters/gateway/config.py), the customizable-model form
+(adapters/catalog/resolver.py), the provider's own field (adapters/provider.py):
 
     Credential field 'endpoint_url': must be an http:// or https:// URL with a host, got 'gw/v1'.
 

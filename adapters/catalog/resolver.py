@@ -22,7 +22,7 @@ from adapters.catalog.model_info import (
     TTSInfo,
     Voice,
 )
-from adapters.credentials import converted, credential_error
+from adapters.credentials import converted, credential_error, text
 from adapters.dialects.kinds import SpeechDialect
 from adapters.dialects.registry import dialect
 
@@ -38,10 +38,6 @@ MODEL_FORM_FIELDS = (
 )  # fmt: skip
 
 
-def _text(credentials: Mapping[str, Any], name: str) -> str:
-    return str(credentials.get(name) or "").strip()
-
-
 def positive_int(credentials: Mapping[str, Any], name: str, default: int) -> int:
     value = converted(credentials, name, int, lambda n: n > 0, "must be a positive whole number")
     return default if value is None else value
@@ -53,7 +49,7 @@ def _price_per_token(credentials: Mapping[str, Any], name: str) -> Decimal | Non
 
 
 def _choice(credentials: Mapping[str, Any], name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = _text(credentials, name) or default
+    value = text(credentials, name) or default
     if value not in allowed:
         raise credential_error(name, f"unknown value {value!r}; expected one of {', '.join(allowed)}.")
     return value
@@ -61,7 +57,7 @@ def _choice(credentials: Mapping[str, Any], name: str, allowed: tuple[str, ...],
 
 def _route(catalog: Catalog, model_type: str, mode: str | None, credentials: Mapping[str, Any]) -> Route:
     """The preset named by `route_preset`, else the first one of the type (serving `mode`, if given)."""
-    wanted = _text(credentials, "route_preset")
+    wanted = text(credentials, "route_preset")
     candidates = [r for r in catalog.routes_for(model_type) if mode is None or mode in r.modes]
     for route in candidates:
         if not wanted or route.name == wanted:
@@ -89,10 +85,10 @@ def _llm_info(credentials: Mapping[str, Any], route: Route) -> LLMInfo:
         max_output_tokens=positive_int(credentials, "max_tokens_to_sample", 4096),
         supports_function_calling=chat and tools != "no_call",
         supports_parallel_function_calling=chat and tools != "no_call",
-        supports_vision=chat and _text(credentials, "vision_support") == "support",
-        supports_response_schema=chat and _text(credentials, "structured_output_support") == "supported",
+        supports_vision=chat and text(credentials, "vision_support") == "support",
+        supports_response_schema=chat and text(credentials, "structured_output_support") == "supported",
         supports_reasoning=chat and thinking != "not_supported",
-        streams_tool_calls=_text(credentials, "stream_function_calling") != "not_supported",
+        streams_tool_calls=text(credentials, "stream_function_calling") != "not_supported",
         # Thinking-only models (QwQ and the like) are served as streams only on DashScope.
         stream_only=chat and thinking == "only_thinking_supported",
         extra_params=(thinking_param,) if chat and thinking == "supported" else (),
@@ -114,7 +110,7 @@ def _embedding_info(credentials: Mapping[str, Any], route: Route) -> TextEmbeddi
     # max_chunks defaults to 10: DashScope's per-request cap for text-embedding-v3/v4, the most common
     # backend behind this gateway, and no higher than other OpenAI-compatible servers accept (OpenAI
     # 2048, TEI 32, vLLM unbounded); 1 would work everywhere but costs one request per text.
-    size = positive_int(credentials, "dimensions", 1) if _text(credentials, "dimensions") else None
+    size = positive_int(credentials, "dimensions", 1) if text(credentials, "dimensions") else None
     input_type = _choice(credentials, "supports_input_type", ("supported", "not_supported"), "not_supported")
     return TextEmbeddingInfo(
         mode="embedding",
@@ -138,8 +134,8 @@ def _speech2text_info(credentials: Mapping[str, Any], route: Route) -> Speech2Te
     return Speech2TextInfo(
         mode="audio_transcription",
         file_upload_limit=positive_int(credentials, "file_upload_limit", 25),
-        supports_language=bool(_text(credentials, "language")),
-        supports_prompt=bool(_text(credentials, "prompt")),
+        supports_language=bool(text(credentials, "language")),
+        supports_prompt=bool(text(credentials, "prompt")),
     )
 
 
@@ -151,13 +147,13 @@ _VOICE_LANGUAGES = (
 
 
 def _tts_info(credentials: Mapping[str, Any], route: Route) -> TTSInfo:
-    names = list(dict.fromkeys(v.strip() for v in _text(credentials, "voices").split(",") if v.strip()))
+    names = list(dict.fromkeys(v.strip() for v in text(credentials, "voices").split(",") if v.strip()))
     if not names:
         raise credential_error(
             "voices",
             "is required for text-to-speech models: the voice ids, comma-separated (e.g. alloy,echo or Cherry,Ethan).",
         )
-    default_voice = _text(credentials, "default_voice") or names[0]
+    default_voice = text(credentials, "default_voice") or names[0]
     if default_voice not in names:
         raise credential_error("default_voice", f"{default_voice!r} is not one of the voices ({', '.join(names)}).")
     # A dialect with one audio format (DashScope qwen-tts: WAV) gets it; others the chosen one.
@@ -209,5 +205,5 @@ def resolve_model(
     """
     catalog = catalog or default_catalog()
     model = catalog.get(model_type, name) or customizable_model(name, model_type, credentials, catalog)
-    override = _text(credentials, "endpoint_model_name")
+    override = text(credentials, "endpoint_model_name")
     return model.with_gateway_model(override) if override else model

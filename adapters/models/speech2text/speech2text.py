@@ -17,6 +17,7 @@ from typing import IO, Any
 from dify_plugin.interfaces.model.speech2text_model import Speech2TextModel
 
 from adapters.catalog.resolver import resolve_model
+from adapters.credentials import text
 from adapters.dialects.kinds import TranscriptionDialect
 from adapters.dialects.registry import dialect
 from adapters.gateway.transport import session_for
@@ -34,7 +35,7 @@ def _read_all(file: IO[bytes]) -> bytes:
 
 def _option(credentials: Mapping[str, Any], name: str, supported: bool) -> str | None:
     """A model credential's value, sent only to a model that declares it takes it."""
-    value = str(credentials.get(name) or "").strip()
+    value = text(credentials, name)
     return value if supported and value else None
 
 
