@@ -24,7 +24,7 @@ import pytest
 
 from adapters.engine import litellm_facade as facade
 from adapters.engine.litellm_facade import ChatTurn, ToolCallPart
-from adapters.gateway.sse import iter_events
+from adapters.gateway.sse import EventStream
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_TRACES = Path(os.environ.get("AIGW_REAL_TRACES") or ROOT / ".." / "shared" / "real_traces")
@@ -50,7 +50,7 @@ def _answer(name: str) -> httpx.Response:
 def _events(name: str) -> list[dict]:
     """The recorded SSE body, read by the plugin's own SSE reader (events up to [DONE])."""
     response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=_body(name), request=_REQUEST)
-    return list(iter_events(response, "/v1/chat/completions"))
+    return list(EventStream(response, "/v1/chat/completions"))
 
 
 def _turns(name: str) -> list[ChatTurn]:

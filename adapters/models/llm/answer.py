@@ -19,8 +19,8 @@ from dify_plugin.entities.model.message import AssistantPromptMessage
 from adapters.catalog.loader import CatalogModel
 from adapters.dialects.kinds import ChatAnswer, ChatDialect, TokenCounts
 from adapters.engine.litellm_facade import ChatTurn, ToolCallPart
-from adapters.gateway.errors import error_from_event
-from adapters.gateway.sse import iter_events
+from adapters.gateway.errors import error_from_event, stream_error
+from adapters.gateway.sse import EventStream
 
 SECURITY_GUARD_MODEL = "from-security-guard"
 BLOCK_MARK = "[Blocked by AI Gateway content security]"
@@ -148,10 +148,11 @@ def relay_stream(
     """Dify chunks from an SSE answer; the caller maps errors and closes the response."""
     thinking, tools = ThinkingWrapper(), ToolCallAssembler()
     produced: list[str] = []
-    usage = TokenCounts(None, None)
+    usage: TokenCounts | None = None
     finish_reason: str | None = None
     index = 0
-    for data in iter_events(response, route_path):
+    events = EventStream(response, route_path)
+    for data in events:
         if "error" in data:
             raise error_from_event(route_path, data)
         chunk = dialect.parse_chunk(data)
@@ -172,6 +173,15 @@ def relay_stream(
                 model=model.name, delta=LLMResultChunkDelta(index=index, message=AssistantPromptMessage(content=text))
             )
             index += 1
+    if not events.done and (finish_reason is None or usage is None):
+        # Without [DONE] the answer is whole only if its end arrived: a finish reason, then the
+        # usage the request always asks for (stream_options.include_usage). vLLM and Higress'
+        # ai-proxy in some modes never send [DONE]; a cut connection sends neither.
+        missing = "a finish_reason" if finish_reason is None else "the usage chunk"
+        raise stream_error(
+            route_path, f"the connection closed before [DONE] and before {missing}; the answer is incomplete"
+        )
+    usage = usage or TokenCounts(None, None)
     tail = thinking.close()
     yield LLMResultChunk(
         model=model.name,
