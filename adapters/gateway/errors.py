@@ -141,12 +141,45 @@ def stream_error(route_path: str, problem: str) -> InvokeError:
     return InvokeServerUnavailableError(f"AI Gateway answer from {route_path} is unusable: {problem}")
 
 
+# What an in-stream error that carries no HTTP status means, by its `type` or its `code` (OpenAI and
+# Groq `type`s; DashScope's `code`, which it answers with HTTP 400 before a stream starts).
+_ERROR_KIND_STATUS = {
+    "invalid_request_error": 400,
+    "tool_use_failed": 400,
+    "context_length_exceeded": 400,
+    "data_inspection_failed": 400,
+    "authentication_error": 401,
+    "invalid_api_key": 401,
+    "permission_error": 403,
+    "rate_limit_error": 429,
+    "rate_limit_exceeded": 429,
+    "insufficient_quota": 429,
+    "server_error": 500,
+    "api_error": 500,
+    "overloaded_error": 503,
+    "service_unavailable": 503,
+}
+
+
+def _event_status(error: Mapping[str, Any]) -> int:
+    """The HTTP status an in-stream error stands for: its own status field, else its kind, else 500."""
+    for field in ("status_code", "status", "code"):
+        value = error.get(field)
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+            return value
+        if isinstance(value, str) and value.isdigit() and 100 <= int(value) <= 599:
+            return int(value)
+    for field in ("type", "code"):
+        if (status := _ERROR_KIND_STATUS.get(str(error.get(field)).lower())) is not None:
+            return status
+    return 500
+
+
 def error_from_event(route_path: str, data: Mapping[str, Any]) -> InvokeError:
     """The InvokeError for an `{"error": …}` event inside an otherwise successful stream."""
     message, request_id = gateway_message(json.dumps(data, ensure_ascii=False).encode())
     error = data.get("error")
-    code = error.get("code") if isinstance(error, dict) else None
-    status = int(code) if isinstance(code, int | str) and str(code).isdigit() else 500
+    status = _event_status(error) if isinstance(error, Mapping) else 500
     suffix = f" (request id {request_id})" if request_id else ""
     return _status_class(status)(f"AI Gateway stream from {route_path} reported an error: {message}{suffix}")
 
