@@ -121,6 +121,16 @@ def _refuse_connect(*args: object, **kwargs: object) -> None:
 
 
 @contextmanager
+def sockets_blocked() -> Iterator[None]:
+    """Every socket connect fails: a replay that would reach the network breaks loudly."""
+    with (
+        mock.patch.object(socket.socket, "connect", _refuse_connect),
+        mock.patch.object(socket, "create_connection", _refuse_connect),
+    ):
+        yield
+
+
+@contextmanager
 def recorded(name: str, emulator_credentials: dict[str, str] | None = None) -> Iterator[dict[str, str]]:
     """Credentials to call the plugin with while cassette `name` records or replays.
 
@@ -134,9 +144,5 @@ def recorded(name: str, emulator_credentials: dict[str, str] | None = None) -> I
         with gateway_vcr("all").use_cassette(path):
             yield credentials
         return
-    with (
-        gateway_vcr("none").use_cassette(path),
-        mock.patch.object(socket.socket, "connect", _refuse_connect),
-        mock.patch.object(socket, "create_connection", _refuse_connect),
-    ):
+    with gateway_vcr("none").use_cassette(path), sockets_blocked():
         yield {"endpoint_url": REPLAY_ENDPOINT, "api_key": REPLAY_KEY}

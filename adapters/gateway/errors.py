@@ -6,6 +6,7 @@
     500, 502, 503, 504                      InvokeServerUnavailableError
     408, connect/read timeouts, resets      InvokeConnectionError
     400, 404, 413, 422 and other 4xx        InvokeBadRequestError
+    3xx (redirects are never followed)      InvokeBadRequestError naming the target
     malformed JSON, stream cut short        InvokeServerUnavailableError
 
 Every message names the gateway route (path only: a query may hold a key), carries the gateway's
@@ -114,6 +115,27 @@ def error_from_response(
     # Higress hmac-auth rejects a signature with 400; for the user that is a credentials problem.
     error_class = InvokeAuthorizationError if sts else _status_class(response.status_code)
     return error_class(text)
+
+
+def redirect_error(request: httpx.Request, response: httpx.Response, base_url: str) -> InvokeError:
+    """The InvokeError for a 3xx: redirects are never followed, since that would send the prompt and
+    the credentials on to another address. The message names the target (without its query, which
+    may hold a key) and, when it is the same route elsewhere, the endpoint_url that reaches it."""
+    text = f"AI Gateway answered HTTP {response.status_code} to {request.method} {request.url.path}"
+    location = response.headers.get("location")
+    if not location:
+        return InvokeBadRequestError(f"{text}: a redirect without a Location header; check endpoint_url.")
+    target = request.url.join(location)
+    shown = f"{target.scheme}://{target.netloc.decode()}{target.path}"
+    base_path = httpx.URL(base_url).path.rstrip("/")
+    route = request.url.path.removeprefix(base_path)
+    advice = "check endpoint_url"
+    if route and target.path.endswith(route):
+        advice = f"set endpoint_url to {target.scheme}://{target.netloc.decode()}{target.path.removesuffix(route)}/v1"
+    return InvokeBadRequestError(
+        f"{text}: a redirect to {shown}, which the plugin does not follow (it would resend the prompt and "
+        f"the credentials); {advice}."
+    )
 
 
 def error_from_transport(method: str, url: httpx.URL, exc: Exception, attempts: int = 1) -> InvokeError:

@@ -28,7 +28,7 @@ import httpx
 from adapters.catalog.loader import Route
 from adapters.gateway.config import GatewayConfig, TlsConfig, config_key
 from adapters.gateway.endpoint import Endpoint
-from adapters.gateway.errors import error_from_response, error_from_transport
+from adapters.gateway.errors import error_from_response, error_from_transport, redirect_error
 from adapters.gateway.retry import RETRY_STATUSES
 
 # httpx logs every request URL at INFO, and the SDK forwards INFO logs to Dify; a URL can carry an
@@ -125,8 +125,11 @@ class GatewaySession:
             except httpx.HTTPError as exc:
                 raise error_from_transport(request.method, request.url, exc, attempt + 1) from exc
             else:
-                if response.status_code < 400:
+                if response.status_code < 300:
                     break
+                if response.status_code < 400:
+                    response.close()
+                    raise redirect_error(request, response, self.endpoint.base_url)
                 body = _error_body(response)
                 retryable = response.status_code in RETRY_STATUSES
                 delay = self.config.retry.delay(attempt, response.headers) if retryable else None
