@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 from dify_plugin.entities.model.llm import LLMResult, LLMResultChunk, LLMResultChunkDelta, LLMUsage
@@ -29,19 +30,36 @@ UsageFn = Callable[[int | None, int | None, str], LLMUsage]
 ToolCall = AssistantPromptMessage.ToolCall
 
 
+_BLOCKED = "The request or the answer was blocked."
+
+
+def _lower_keys(data: dict[str, Any]) -> dict[str, Any]:
+    return {str(key).lower(): value for key, value in data.items()}
+
+
 def deny_text(raw: str | None) -> str:
-    """The marked, readable form of a content-security deny text (plain text or Higress' JSON)."""
+    """The marked, readable form of a content-security block.
+
+    Higress' ai-security-guard sends either a plain deny text or, since its DenyResponseBody
+    (alibaba/higress#3642), JSON with capitalised keys: {"blockedDetails": [{"Suggestion", "Type",
+    "Level"}], "requestId", "guardCode"}. Keys are read case-blind, so both spellings work; the
+    risk type and level say why, and the request id is what the gateway operator looks up.
+    """
     try:
         data = json.loads(raw or "")
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        return f"{BLOCK_MARK} {raw or 'The request or the answer was blocked.'}"
-    message = data.get("denyMessage") or data.get("message") or "The request or the answer was blocked."
-    details = [f"code {data['code']}"] if data.get("code") else []
-    blocked = data.get("blockedDetails")
-    if isinstance(blocked, list):
-        details += [f"{d.get('type', '?')}/{d.get('level', '?')}" for d in blocked if isinstance(d, dict)]
+        return f"{BLOCK_MARK} {raw or _BLOCKED}"
+    fields = _lower_keys(data)
+    message = fields.get("denymessage") or fields.get("message") or _BLOCKED
+    details = [f"code {fields['code']}"] if fields.get("code") else []
+    for item in fields.get("blockeddetails") or []:
+        if isinstance(item, dict):
+            item = _lower_keys(item)
+            details.append(f"{item.get('type', '?')}/{item.get('level', '?')}")
+    if request_id := fields.get("requestid") or fields.get("request_id"):
+        details.append(f"request id {request_id}")
     return f"{BLOCK_MARK} {message}" + (f" ({', '.join(details)})" if details else "")
 
 
