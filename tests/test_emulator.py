@@ -420,8 +420,17 @@ def test_chat_json(gw: tuple[GatewayEmulator, httpx.Client]) -> None:
     assert data["id"] == "chatcmpl-1" and data["model"] == MODEL and data["object"] == "chat.completion"
     assert data["choices"][0]["message"]["content"] == "echo: what is [images: 1]"
     assert data["choices"][0]["finish_reason"] == "stop"
-    assert data["usage"] == {"prompt_tokens": 4, "completion_tokens": 5, "total_tokens": 9}
+    assert data["usage"] == {
+        "prompt_tokens": 4,
+        "completion_tokens": 5,
+        "total_tokens": 9,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+    assert data["system_fingerprint"] is None and data["choices"][0]["logprobs"] is None
     assert emulator.received[-1].path == "/base/path/v1/chat/completions"
+    minimal = client.post("/_fault/minimal-shapes/v1/chat/completions", json=body).json()
+    assert minimal["usage"] == {"prompt_tokens": 4, "completion_tokens": 5, "total_tokens": 9}
+    assert "system_fingerprint" not in minimal and next(iter(minimal)) == "id"
     stopped = client.post("/v1/chat/completions", json=chat_body("one two three", stop=["two"])).json()
     assert stopped["choices"][0]["message"]["content"] == "echo: one "
 
@@ -433,12 +442,18 @@ def test_chat_stream(gw: tuple[GatewayEmulator, httpx.Client]) -> None:
     events = sse_events(r.content)
     assert events[-1] == "[DONE]"
     chunks = chunks_of(r.content)
-    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[0]["choices"][0]["delta"] == {"content": "", "role": "assistant"}
+    assert all(c["usage"] is None and c["system_fingerprint"] is None for c in chunks[:-1])
     content = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]
     assert "".join(x for x in content if x) == "echo: hello big world"
     assert [x for x in content if x] == ["echo: ", "hello ", "big ", "world"]
     assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 4
+    minimal = chunks_of(
+        client.post("/_fault/minimal-shapes/v1/chat/completions", json=chat_body("hi", stream=True)).content
+    )
+    assert minimal[0]["choices"][0]["delta"] == {"role": "assistant", "content": "echo: "}
+    assert all("usage" not in c for c in minimal[:-1])
     no_usage = client.post(
         "/v1/chat/completions", json=chat_body("x", stream=True, stream_options={"include_usage": False})
     )
@@ -450,14 +465,26 @@ def test_chat_tool_call_stream_fragments(gw: tuple[GatewayEmulator, httpx.Client
     tools = [{"type": "function", "function": {"name": "search", "parameters": {}}}]
     r = client.post("/v1/chat/completions", json=chat_body("weather in paris", stream=True, tools=tools))
     deltas = [c["choices"][0] for c in chunks_of(r.content) if c["choices"]]
+    assert deltas[0]["delta"]["role"] == "assistant"  # the call's first fragment opens the answer
     first = deltas[0]["delta"]["tool_calls"][0]
     assert first["id"].startswith("call_") and first["function"] == {"name": "search", "arguments": ""}
     fragments = [d["delta"]["tool_calls"][0] for d in deltas[1:-1]]
+    # DashScope repeats id "" and the type on every later fragment, and ends with an empty one.
     assert all(
-        "id" not in f and "name" not in f["function"] and len(f["function"]["arguments"]) <= 5 for f in fragments
+        f["id"] == ""
+        and f["type"] == "function"
+        and "name" not in f["function"]
+        and len(f["function"]["arguments"]) <= 5
+        for f in fragments
     )
+    assert fragments[-1]["function"]["arguments"] == "" and "finish_reason" not in deltas[-2]
     assert "".join(f["function"]["arguments"] for f in fragments) == json.dumps({"query": "weather in paris"})
-    assert deltas[-1]["finish_reason"] == "tool_calls"
+    assert deltas[-1]["finish_reason"] == "tool_calls" and deltas[-1]["delta"] == {}
+    minimal = client.post(
+        "/_fault/minimal-shapes/v1/chat/completions", json=chat_body("weather in paris", stream=True, tools=tools)
+    )
+    minimal_fragments = [c["choices"][0]["delta"]["tool_calls"][0] for c in chunks_of(minimal.content)[1:-2]]
+    assert minimal_fragments and all(set(f) == {"index", "function"} for f in minimal_fragments)
     follow_up = {
         "model": MODEL,
         "tools": tools,
@@ -483,8 +510,16 @@ def test_chat_reasoning_and_json_mode(gw: tuple[GatewayEmulator, httpx.Client]) 
         for c in chunks_of(client.post("/v1/chat/completions", json=body).content)
         if c["choices"]
     ]
-    kinds = [next(k for k in ("reasoning_content", "content") if k in d) for d in deltas if len(d) > (0 if d else 1)]
+    kinds = [
+        next(k for k in ("reasoning_content", "content") if d.get(k))
+        for d in deltas
+        if any(d.values()) and "role" not in d
+    ]
     assert kinds == ["reasoning_content"] * 3 + ["content"] * 2
+    # content null beside each reasoning delta, reasoning_content null beside each answer delta
+    assert [d["content"] for d in deltas[1:4]] == [None] * 3 and [d["reasoning_content"] for d in deltas[4:6]] == [
+        None
+    ] * 2
     fmt = chat_body("hi", response_format={"type": "json_object"})
     assert json.loads(client.post("/v1/chat/completions", json=fmt).json()["choices"][0]["message"]["content"]) == {
         "echo": "hi"
@@ -513,9 +548,10 @@ def test_content_security_block(gw: tuple[GatewayEmulator, httpx.Client]) -> Non
     blocked = client.post("/v1/chat/completions", json=chat_body("please BLOCK_ME")).json()
     assert blocked["model"] == "from-security-guard"
     deny = json.loads(blocked["choices"][0]["message"]["content"])
-    assert deny["denyMessage"] == DENY_MESSAGE and deny["blockedDetails"] == [
-        {"type": "contentModeration", "level": "high"}
-    ]
+    assert deny["blockedDetails"] == [{"Suggestion": "block", "Type": "contentModeration", "Level": "high"}]
+    assert deny["requestId"] and deny["guardCode"] == 200 and "denyMessage" not in deny
+    older = client.post("/_fault/guard-deny-text/v1/chat/completions", json=chat_body("please BLOCK_ME")).json()
+    assert older["choices"][0]["message"]["content"] == DENY_MESSAGE
 
     r = client.post("/v1/chat/completions", json=chat_body("please BLOCK_ME", stream=True))
     assert r.headers["content-type"] == "text/event-stream;charset=UTF-8"

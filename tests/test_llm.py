@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -164,7 +165,10 @@ def test_content_security_block_reaches_the_user_marked(llm, gateway, stream: bo
     chunks = _chat(llm, gateway.credentials(), "please BLOCK_ME now", stream=stream)
     text = _text(chunks)
     assert text.startswith(BLOCK_MARK)
-    assert "很抱歉" in text
+    # Higress' current deny body: the risk type and level, and the id the gateway operator looks up
+    assert re.search(r"\(contentModeration/high, request id 00000000-0000-4000-8000-\d{12}\)$", text), text
+    older = _chat(llm, gateway.credentials("/_fault/guard-deny-text"), "please BLOCK_ME now", stream=stream)
+    assert _text(older) == f"{BLOCK_MARK} 很抱歉，我无法回答您的问题"
 
 
 def test_block_during_a_stream_keeps_what_was_delivered(llm, gateway) -> None:

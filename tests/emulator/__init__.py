@@ -20,7 +20,7 @@ from .chat import DEFAULT_EXTRA_FIELDS, OPENAI_CHAT_FIELDS
 from .denial import Denial
 from .embeddings import embedding_vector
 from .faults import FAULT_HELP, STATUS_CODES, Faults, parse_faults
-from .guard import DENY_MESSAGE, deny_text
+from .guard import DENY_MESSAGE, deny_body
 from .hmac_auth import HmacVerifier, parse_http_date, string_to_sign, string_to_sign_text
 from .multipart import MultipartFile, parse_form
 from .server import EmulatorServer, serve
@@ -51,7 +51,7 @@ __all__ = [
     "Response",
     "Route",
     "count_words",
-    "deny_text",
+    "deny_body",
     "embedding_vector",
     "make_wav",
     "overlap_score",

@@ -11,20 +11,22 @@ Reply rules (tests compute expectations from the request alone):
   reasoning_content "thinking about: " + user text;
 - usage: prompt = words in all message texts; completion = words in content + reasoning +
   tool arguments.
-Streams carry one word per chunk (spaces kept), the first with role "assistant", then a
-finish chunk, then (unless stream_options.include_usage is false, since ai-proxy turns it on)
-a usage chunk with "choices":[], then `data: [DONE]`.
+Streams carry one word per chunk (spaces kept) after a chunk that opens the answer with role
+"assistant", then a finish chunk, then (unless stream_options.include_usage is false, since
+ai-proxy turns it on) a usage chunk with "choices":[], then `data: [DONE]`. Chunks and JSON
+answers have the shapes DashScope's compatible mode writes (replies.py), or the minimal ones with
+the `minimal-shapes` fault segment.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import guard
+from . import guard, replies
 from .context import Context
+from .replies import Reply
 from .responses import JSON, SSE, dumps, json_response, openai_error
 from .wire import Response
 from .words import count_words, split_keep_spaces
@@ -51,7 +53,6 @@ DEFAULT_EXTRA_FIELDS = frozenset(
     }
 )  # fmt: skip
 _REASONING_MARKERS = ("qwq", "deepseek-r1", "thinking")
-_ARG_FRAGMENT = 5  # characters of tool arguments per streamed delta
 _DONE = b"data: [DONE]\n\n"
 
 
@@ -69,21 +70,6 @@ def text_of(content: Any) -> tuple[str, int]:
         elif kind in ("image_url", "image", "input_image") or "image" in part:
             images += 1
     return text, images
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    content: str | None
-    reasoning: str | None
-    tool_name: str | None
-    tool_args: str | None
-
-    @property
-    def finish_reason(self) -> str:
-        return "tool_calls" if self.tool_name else "stop"
-
-    def completion_tokens(self) -> int:
-        return sum(count_words(part or "") for part in (self.content, self.reasoning, self.tool_args))
 
 
 def _bad_request(message: str) -> Response:
@@ -144,18 +130,6 @@ def plan_reply(body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], c
     return Reply(_cut_at_stop(content, body.get("stop")), reasoning, None, None)
 
 
-def _usage(prompt: int, reply: Reply) -> dict[str, Any]:
-    completion = reply.completion_tokens()
-    usage: dict[str, Any] = {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-    if reply.reasoning is not None:
-        usage["completion_tokens_details"] = {"reasoning_tokens": count_words(reply.reasoning)}
-    return usage
-
-
 def _include_usage(body: Mapping[str, Any]) -> bool:
     options = body.get("stream_options")
     if isinstance(options, Mapping) and "include_usage" in options:
@@ -194,81 +168,28 @@ def chat_completions(ctx: Context) -> Response:
     reply = plan_reply(body, messages, ctx.faults.chunks)
     prompt = sum(count_words(text_of(m.get("content"))[0]) for m in messages)
     chat_id = f"chatcmpl-{ctx.next_seq()}"
+    minimal = ctx.faults.minimal_shapes
     if not stream:
-        return json_response(_chat_json(chat_id, ctx.created, body["model"], reply, prompt, ctx.next_seq))
-    events = _chat_events(chat_id, ctx.created, body["model"], reply, prompt, _include_usage(body), ctx.next_seq)
+        render = replies.minimal_json if minimal else replies.dashscope_json
+        return json_response(render(chat_id, ctx.created, body["model"], reply, prompt, ctx.next_seq))
+    events = (replies.minimal_events if minimal else replies.dashscope_events)(
+        chat_id, ctx.created, body["model"], reply, prompt, _include_usage(body), ctx.next_seq
+    )
     if "BLOCK_MIDSTREAM" in user_text:
-        events = [*events[:2], guard.deny_stream(f"chatcmpl-{ctx.next_seq()}")]
+        events = [*events[:2], guard.deny_stream(f"chatcmpl-{ctx.next_seq()}", _deny_content(ctx))]
     return Response(200, [("Content-Type", SSE), ("Cache-Control", "no-cache")], ctx.faults.shape_stream(events))
+
+
+def _deny_content(ctx: Context) -> str:
+    return guard.DENY_MESSAGE if ctx.faults.guard_deny_text else guard.deny_body(ctx.request_id())
 
 
 def _guard_response(ctx: Context, stream: bool) -> Response:
     chat_id = f"chatcmpl-{ctx.next_seq()}"
     if stream:
-        events = [guard.deny_stream(chat_id)]
+        events = [guard.deny_stream(chat_id, _deny_content(ctx))]
         return Response(200, [("Content-Type", guard.DENY_CONTENT_TYPE_STREAM)], ctx.faults.shape_stream(events))
-    return Response(200, [("Content-Type", JSON)], guard.deny_json(chat_id))
-
-
-def _chat_json(
-    chat_id: str, created: int, model: str, reply: Reply, prompt: int, seq: Callable[[], int]
-) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
-    if reply.reasoning is not None:
-        message["reasoning_content"] = reply.reasoning
-    if reply.tool_name:
-        message["tool_calls"] = [
-            {
-                "id": f"call_{seq()}",
-                "type": "function",
-                "function": {"name": reply.tool_name, "arguments": reply.tool_args},
-            }
-        ]
-    return {
-        "id": chat_id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}],
-        "usage": _usage(prompt, reply),
-    }
-
-
-def _chat_events(
-    chat_id: str, created: int, model: str, reply: Reply, prompt: int, include_usage: bool, seq: Callable[[], int]
-) -> list[bytes]:
-    # Precomputed envelope halves: a 500-chunk stream costs one small dumps() per chunk.
-    head = f'data: {{"id":"{chat_id}","object":"chat.completion.chunk","created":{created},"model":{dumps(model)},'
-    open_choice = (head + '"choices":[{"index":0,"delta":').encode("utf-8")
-    close_choice = b',"logprobs":null,"finish_reason":null}]}\n\n'
-
-    deltas: list[dict[str, Any]] = []
-    deltas += [{"reasoning_content": piece} for piece in split_keep_spaces(reply.reasoning or "")]
-    deltas += [{"content": piece} for piece in split_keep_spaces(reply.content or "")]
-    if reply.tool_name and reply.tool_args is not None:
-        call = {
-            "index": 0,
-            "id": f"call_{seq()}",
-            "type": "function",
-            "function": {"name": reply.tool_name, "arguments": ""},
-        }
-        deltas.append({"content": None, "tool_calls": [call]})
-        args = reply.tool_args
-        deltas += [
-            {"tool_calls": [{"index": 0, "function": {"arguments": args[i : i + _ARG_FRAGMENT]}}]}
-            for i in range(0, len(args), _ARG_FRAGMENT)
-        ]
-    if not deltas:
-        deltas.append({"content": ""})
-    deltas[0] = {"role": "assistant", **deltas[0]}
-
-    events = [open_choice + dumps(delta).encode("utf-8") + close_choice for delta in deltas]
-    finish = f'{{}},"logprobs":null,"finish_reason":"{reply.finish_reason}"}}]}}\n\n'
-    events.append(open_choice + finish.encode("utf-8"))
-    if include_usage:
-        events.append((head + f'"choices":[],"usage":{dumps(_usage(prompt, reply))}}}\n\n').encode("utf-8"))
-    events.append(_DONE)
-    return events
+    return Response(200, [("Content-Type", JSON)], guard.deny_json(chat_id, _deny_content(ctx)))
 
 
 def completions(ctx: Context) -> Response:

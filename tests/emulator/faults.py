@@ -22,6 +22,11 @@ Names (see `FAULT_HELP`):
   slow-chunks-MIN-MAX     between MIN and MAX milliseconds between stream events (the same
                           pseudo-random sequence for every stream, so runs compare)
   fail-first-N-<fault>    <fault> for the first N requests on this exact path, then normal
+Shape options (not faults, but selected the same way):
+  minimal-shapes          chat answers in the emulator's first minimal shape instead of the
+                          DashScope compatible-mode shape (replies.py)
+  guard-deny-text         content-security blocks carry Higress' older plain deny text instead of
+                          its current DenyResponseBody JSON (guard.py)
 """
 
 from __future__ import annotations
@@ -103,6 +108,8 @@ class Faults:
     slow_chunks_max_ms: float = 0.0  # > slow_chunks_ms: gaps drawn between the two
     fail_first: int = 0
     fail_with: tuple[str, ...] = ()  # fault names applied while attempt <= fail_first
+    minimal_shapes: bool = False
+    guard_deny_text: bool = False
 
     def for_attempt(self, attempt: int) -> Faults:
         """The faults in force for the attempt-th request (1-based) on this path."""
@@ -214,7 +221,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"slow-chunks-{_NUMBER}"), "slow_chunks_ms"),
 ]
 _FLAGS = {"html-502": "html_502", "badjson": "badjson", "badsse": "badsse", "ssecut": "ssecut",
-          "ssereset": "ssereset", "sseerror": "sseerror", "close": "close"}  # fmt: skip
+          "ssereset": "ssereset", "sseerror": "sseerror", "close": "close",
+          "minimal-shapes": "minimal_shapes", "guard-deny-text": "guard_deny_text"}  # fmt: skip
 _FAIL_FIRST = re.compile(r"fail-first-(\d+)-(.+)")
 _SLOW_RANGE = re.compile(rf"slow-chunks-{_NUMBER}-{_NUMBER}")
 

@@ -4,13 +4,16 @@ Byte-for-byte the plugin's format strings (config/config.go): the non-stream bod
 space after `"id":`; stream events have NO space after `data:`; the final `data: [DONE]`
 has no blank line after it, so strict SSE parsers never dispatch it. A block during the
 response keeps what was already sent and injects these events with a new id.
+
+The content is the current deny body (`deny_body`), or with the `guard-deny-text` fault segment
+the plain deny text Higress wrote before #3642 (DefaultDenyMessage).
 """
 
 from __future__ import annotations
 
 import json
 
-__all__ = ["DENY_CONTENT_TYPE_STREAM", "DENY_MESSAGE", "deny_json", "deny_stream", "deny_text"]
+__all__ = ["DENY_CONTENT_TYPE_STREAM", "DENY_MESSAGE", "deny_body", "deny_json", "deny_stream"]
 
 DENY_MESSAGE = "很抱歉，我无法回答您的问题"
 DENY_CONTENT_TYPE_STREAM = "text/event-stream;charset=UTF-8"
@@ -31,12 +34,13 @@ _STREAM_END = (
 _STREAM_FORMAT = _STREAM_CHUNK + "\n\n" + _STREAM_END + "\n\n" + "data: [DONE]"
 
 
-def deny_text() -> str:
-    """The deny body (DenyResponseBody, compact Go json.Marshal) that becomes the content."""
+def deny_body(request_id: str) -> str:
+    """The deny body Higress writes since #3642 (DenyResponseBody, compact Go json.Marshal): risk
+    type and level with capitalised keys, the moderation request id, and no deny text."""
     body = {
-        "code": 200,  # the moderation service's response Code
-        "denyMessage": DENY_MESSAGE,
-        "blockedDetails": [{"type": "contentModeration", "level": "high"}],
+        "blockedDetails": [{"Suggestion": "block", "Type": "contentModeration", "Level": "high"}],
+        "requestId": request_id,
+        "guardCode": 200,
     }
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
@@ -46,9 +50,9 @@ def _marshal_str(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)[1:-1]
 
 
-def deny_json(chat_id: str) -> bytes:
-    return (_RESPONSE_FORMAT % (chat_id, _marshal_str(deny_text()))).encode("utf-8")
+def deny_json(chat_id: str, content: str) -> bytes:
+    return (_RESPONSE_FORMAT % (chat_id, _marshal_str(content))).encode("utf-8")
 
 
-def deny_stream(chat_id: str) -> bytes:
-    return (_STREAM_FORMAT % (chat_id, _marshal_str(deny_text()), chat_id)).encode("utf-8")
+def deny_stream(chat_id: str, content: str) -> bytes:
+    return (_STREAM_FORMAT % (chat_id, _marshal_str(content), chat_id)).encode("utf-8")
