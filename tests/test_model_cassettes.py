@@ -1,7 +1,12 @@
-"""Embedding, rerank, speech-to-text and text-to-speech replayed from cassettes, one per dialect.
+"""Gateway conversations replayed from cassettes where no recorded real answer covers them.
 
-Like tests/test_llm_cassettes.py, the assertions hold for any gateway's answers: shapes, order,
-scores as sent, bytes that are audio, not the emulator's exact values.
+Recorded answers of real servers (../shared/real_traces) are the test basis for chat, embeddings,
+and transcription answers (tests/test_real_traces.py); the cassettes left here cover what those
+recordings do not: Higress key-auth rejecting a consumer, DashScope-native embeddings, the
+multipart upload of a transcription matched byte for byte, both speech dialects, and (until the
+rerank recordings replay) the three rerank dialects. The
+assertions hold for any gateway's answers (re-record with AIGW_RECORD=1, README), not only the
+emulator's.
 """
 
 from __future__ import annotations
@@ -9,12 +14,12 @@ from __future__ import annotations
 import io
 
 import pytest
+from dify_plugin.entities.model.message import UserPromptMessage
+from dify_plugin.errors.model import InvokeAuthorizationError
 
 from adapters.models.audio import silence_wav, sniff_audio_format
 from tests.cassettes import LIVE_ENDPOINT, RECORDING, recorded
 from tests.conftest import adapter
-
-DOCS = ["The AI gateway routes model traffic.", "Bananas are yellow.", "Gateways authenticate consumers."]
 
 
 def _emulator_credentials(request: pytest.FixtureRequest) -> dict[str, str] | None:
@@ -23,15 +28,33 @@ def _emulator_credentials(request: pytest.FixtureRequest) -> dict[str, str] | No
     return request.getfixturevalue("gateway").credentials()
 
 
-@pytest.mark.parametrize("model", ["text-embedding-v3", "text-embedding-v4"])
-def test_embeddings(request, model: str) -> None:
+def test_rejected_key(request) -> None:
+    with (
+        recorded("llm/rejected_key", _emulator_credentials(request)) as credentials,
+        pytest.raises(InvokeAuthorizationError, match=r"Unauthorized consumer|401|403"),
+    ):
+        list(
+            adapter("llm").invoke(
+                "qwen-plus",
+                {**credentials, "api_key": "sk-not-a-consumer"},
+                [UserPromptMessage(content="hi")],
+                {"max_tokens": 200},
+                stream=False,
+            )
+        )
+
+
+def test_dashscope_native_embeddings(request) -> None:
     texts = ["first text", "second, longer text about gateways", "third"]
-    with recorded(f"embedding/{model}", _emulator_credentials(request)) as credentials:
-        result = adapter("text-embedding").invoke(model, credentials, texts)
+    with recorded("embedding/text-embedding-v4", _emulator_credentials(request)) as credentials:
+        result = adapter("text-embedding").invoke("text-embedding-v4", credentials, texts)
     assert len(result.embeddings) == len(texts)
     assert len({len(v) for v in result.embeddings}) == 1 and len(result.embeddings[0]) > 1
     assert result.embeddings[0] != result.embeddings[1]
     assert result.usage.tokens > 0 and result.usage.total_price >= 0
+
+
+DOCS = ["The AI gateway routes model traffic.", "Bananas are yellow.", "Gateways authenticate consumers."]
 
 
 @pytest.mark.parametrize("model", ["bge-reranker-v2-m3", "qwen3-rerank", "gte-rerank-v2"])
