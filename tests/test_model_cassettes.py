@@ -1,10 +1,9 @@
 """Gateway conversations replayed from cassettes where no recorded real answer covers them.
 
 Recorded answers of real servers (../shared/real_traces) are the test basis for chat, embeddings,
-and transcription answers (tests/test_real_traces.py); the cassettes left here cover what those
-recordings do not: Higress key-auth rejecting a consumer, DashScope-native embeddings, the
-multipart upload of a transcription matched byte for byte, both speech dialects, and (until the
-rerank recordings replay) the three rerank dialects. The
+rerank and transcription answers (tests/test_real_traces.py); the cassettes left here cover what
+those recordings do not: Higress key-auth rejecting a consumer, DashScope-native embeddings, the
+multipart upload of a transcription matched byte for byte, and both speech dialects. The
 assertions hold for any gateway's answers (re-record with AIGW_RECORD=1, README), not only the
 emulator's.
 """
@@ -52,18 +51,6 @@ def test_dashscope_native_embeddings(request) -> None:
     assert len({len(v) for v in result.embeddings}) == 1 and len(result.embeddings[0]) > 1
     assert result.embeddings[0] != result.embeddings[1]
     assert result.usage.tokens > 0 and result.usage.total_price >= 0
-
-
-DOCS = ["The AI gateway routes model traffic.", "Bananas are yellow.", "Gateways authenticate consumers."]
-
-
-@pytest.mark.parametrize("model", ["bge-reranker-v2-m3", "qwen3-rerank", "gte-rerank-v2"])
-def test_rerank(request, model: str) -> None:
-    with recorded(f"rerank/{model}", _emulator_credentials(request)) as credentials:
-        result = adapter("rerank").invoke(model, credentials, "What does an AI gateway do?", DOCS, None, 2)
-    assert len(result.docs) == 2
-    assert [d.score for d in result.docs] == sorted((d.score for d in result.docs), reverse=True)
-    assert all(d.text == DOCS[d.index] for d in result.docs)
 
 
 def test_transcription(request) -> None:

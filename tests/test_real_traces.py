@@ -5,7 +5,7 @@ Content-Type and headers on the route of its model type, and the plugin's adapte
 call through the SDK's public `invoke`, as Dify drives it. What the user must get is derived from
 the recording by tests/real_traces.py's own reader, never from the plugin: the text (content
 deltas or `message.content`), reasoning before it, every tool call whole with its recorded id, name
-and arguments, the recorded usage, vectors, the transcript, or the Dify
+and arguments, the recorded usage, vectors, rerank order and scores, the transcript, or the Dify
 error class with the gateway's own words. Each case's id names the body; its `recording.source`
 says where the body was recorded.
 
@@ -40,6 +40,7 @@ from tests.real_traces import (
     error_status,
     error_words,
     read_chat,
+    read_rerank,
     read_vectors,
     recordings,
     replayed,
@@ -55,7 +56,11 @@ STREAM_ONLY_MODEL = "qwq-plus"  # a blocking Dify call is streamed on the wire a
 # A customizable embedding model: it declares no dimensions, so vectors of any length are its answer.
 EMBEDDING = ("recorded-embedding", "/v1/embeddings")
 EMBEDDING_FORM = {"route_preset": "openai-embeddings"}
+NATIVE_RERANK = ("gte-rerank-v2", "/api/v1/services/rerank/text-rerank/text-rerank")
+COMPATIBLE_RERANK = ("qwen3-rerank", "/compatible-api/v1/reranks")
+COHERE_RERANK = ("bge-reranker-v2-m3", "/v1/rerank")
 TRANSCRIPTION = ("whisper-large-v3", "/v1/audio/transcriptions")
+KINDS = ("llm", "text-embedding", "rerank", "speech2text")
 BLOCK_MARK = "[Blocked by AI Gateway content security]"  # how a user sees a content-security block (README)
 
 
@@ -83,6 +88,14 @@ def _assert_error(caught: BaseException | None, expected: type[InvokeError], wor
     assert isinstance(caught, expected), f"{where}: want {expected.__name__}, got {caught!r}"
     for word in words:
         assert word.lower() in str(caught).lower(), f"{where}: {word!r} missing from {caught}"
+
+
+def test_every_recorded_body_is_replayed() -> None:
+    if not RECORDINGS:
+        pytest.skip(NO_TRACES.kwargs["reason"])
+    assert len(RECORDINGS) >= 44
+    unknown = [r.id for r in RECORDINGS if r.kind not in KINDS]
+    assert not unknown, f"recordings of a model type these tests do not replay: {unknown}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +186,22 @@ def test_chat(recording: Recording, route: object) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Embeddings, transcription
+# Embeddings, rerank, transcription
+
+
+def _replay(recording: Recording, path: str, where: str, call: Callable[[dict[str, str]], Any]) -> Any:
+    """What `call` returns with the recording served on `path`; None for an error answer, once it
+    has raised the Dify error its status stands for, with the gateway's words."""
+    with replayed(served(recording, path)) as credentials:
+        try:
+            result, error = call(credentials), None
+        except InvokeError as exc:
+            result, error = None, exc
+    if recording.status >= 400:
+        _assert_error(error, _expected_class(recording.status), error_words(recording), where)
+        return None
+    assert error is None, f"{where}: {error!r}"
+    return result
 
 
 @pytest.mark.parametrize(("recording", "route"), _cases(lambda r: r.kind == "text-embedding", lambda r: [EMBEDDING]))
@@ -183,18 +211,37 @@ def test_embeddings(recording: Recording, route: tuple[str, str]) -> None:
     answer = recording.json()
     count = len(answer.get("data") or []) or 1
     texts = [f"text {i}" for i in range(count)]
-    with replayed(served(recording, path)) as credentials:
-        try:
-            result, error = adapter("text-embedding").invoke(model, {**credentials, **EMBEDDING_FORM}, texts), None
-        except InvokeError as exc:
-            result, error = None, exc
-    if recording.status >= 400:
-        _assert_error(error, _expected_class(recording.status), error_words(recording), where)
+    result = _replay(
+        recording, path, where, lambda c: adapter("text-embedding").invoke(model, {**c, **EMBEDDING_FORM}, texts)
+    )
+    if result is None:
         return
-    assert error is None, f"{where}: {error!r}"
     assert result.embeddings == read_vectors(answer), where
     usage = answer["usage"]
     assert result.usage.tokens == usage.get("prompt_tokens", usage.get("total_tokens")), where
+
+
+def _rerank_route(recording: Recording) -> list[tuple[str, str]]:
+    """The route a rerank answer comes back on: DashScope's (`ds-*` bodies) or the Cohere-style one."""
+    if recording.file.startswith("ds-native") or "output" in recording.json():
+        return [NATIVE_RERANK]
+    return [COMPATIBLE_RERANK] if recording.file.startswith("ds-") else [COHERE_RERANK]
+
+
+@pytest.mark.parametrize(("recording", "route"), _cases(lambda r: r.kind == "rerank", _rerank_route))
+def test_rerank(recording: Recording, route: tuple[str, str]) -> None:
+    where = f"{recording.id} on {route[1]} ({recording.source})"
+    model, path = route
+    answer = recording.json()
+    ranked = read_rerank(answer)
+    documents = [f"document {i}" for i in range(max((i for i, _ in ranked), default=0) + 1)]
+    result = _replay(
+        recording, path, where, lambda c: adapter("rerank").invoke(model, c, "which one?", documents, None, None)
+    )
+    if result is None:
+        return
+    assert [(d.index, d.score) for d in result.docs] == ranked, where
+    assert all(d.text == documents[d.index] for d in result.docs), where
 
 
 def _silence() -> bytes:
