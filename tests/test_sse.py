@@ -120,8 +120,8 @@ def test_what_follows_done_is_read_to_the_end_of_the_body_not_parsed() -> None:
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        (b"data: {not json}\n\n", "an event is not JSON: '{not json}'"),
-        (b"data: [1, 2]\n\n", "an event is not a JSON object: '[1, 2]'"),
+        (b"data: {not json}\n\n", "event 1 (10 characters) is not JSON"),
+        (b'data: {"n": 1}\n\ndata: [1, 2]\n\n', "event 2 is a JSON list, not an object"),
     ],
 )
 def test_an_event_that_is_not_a_json_object_is_an_unusable_answer(body: bytes, problem: str) -> None:

@@ -4,7 +4,9 @@ A dialect reads a finished httpx response through LiteLLM's parser (adapters/eng
 or reads the JSON itself for the DashScope-native formats LiteLLM does not speak. Either way an
 answer the plugin cannot use (not JSON, a field missing, an index out of range) becomes
 InvokeServerUnavailableError naming the route: the gateway said 200, but nothing usable came back.
-Vectors and scores are checked here once for every embedding and rerank dialect.
+These errors say what was wrong (which field, which input, how long the body was) and never quote
+the answer: it is the user's data, and errors travel to Dify's logs. Vectors and scores are
+checked here once for every embedding and rerank dialect.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import httpx
 from dify_plugin.errors.model import InvokeError
 
 from adapters.dialects.kinds import EmbeddingBatch
-from adapters.gateway.errors import stream_error
+from adapters.gateway.errors import stream_error, why_unreadable
 
 
 def route_path(response: httpx.Response) -> str:
@@ -28,14 +30,14 @@ def route_path(response: httpx.Response) -> str:
 
 
 @contextmanager
-def unusable_answer(path: str) -> Iterator[None]:
-    """Maps anything raised while reading an answer to 'the answer is unusable' (InvokeErrors pass)."""
+def unusable_answer(path: str, what: str = "the answer") -> Iterator[None]:
+    """Maps anything raised while reading `what` to 'the answer is unusable' (InvokeErrors pass)."""
     try:
         yield
     except InvokeError:
         raise
     except Exception as exc:
-        raise stream_error(path, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+        raise stream_error(path, f"{what} could not be read ({why_unreadable(exc)})") from exc
 
 
 def json_answer(response: httpx.Response) -> dict[str, Any]:
@@ -44,10 +46,16 @@ def json_answer(response: httpx.Response) -> dict[str, Any]:
     try:
         data = response.json()
     except ValueError as exc:
-        raise stream_error(path, f"the body is not JSON: {response.text[:200]!r}") from exc
+        raise stream_error(path, f"the body is not JSON ({body_size(response)})") from exc
     if not isinstance(data, dict):
-        raise stream_error(path, f"expected a JSON object, got {type(data).__name__}")
+        raise stream_error(path, f"expected a JSON object, got a JSON {type(data).__name__}")
     return data
+
+
+def body_size(response: httpx.Response) -> str:
+    """How long a body is and what it says it is, e.g. "27 bytes of text/html"."""
+    content_type = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+    return f"{len(response.content)} bytes of {content_type}"
 
 
 def required_field(data: Any, *keys: str, path: str) -> Any:
@@ -64,8 +72,10 @@ def by_index(pairs: list[tuple[Any, Any]], count: int, path: str, what: str, *, 
     with `complete` so is an input without a value."""
     found: dict[int, Any] = {}
     for index, value in pairs:
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count or index in found:
-            raise stream_error(path, f"{what} index {index!r} is out of range or repeated ({count} inputs sent)")
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise stream_error(path, f"the {what} index is a {type(index).__name__}, not an input position")
+        if not 0 <= index < count or index in found:
+            raise stream_error(path, f"{what} index {index} is out of range or repeated ({count} inputs sent)")
         found[index] = value
     if complete and len(found) < count:
         missing = [i for i in range(count) if i not in found]
@@ -73,19 +83,21 @@ def by_index(pairs: list[tuple[Any, Any]], count: int, path: str, what: str, *, 
     return found
 
 
-def _vector(value: Any, path: str) -> list[float]:
+def _vector(value: Any, index: int, path: str) -> list[float]:
     if isinstance(value, list):
+        if not all(isinstance(x, int | float) and not isinstance(x, bool) for x in value):
+            raise stream_error(path, f"embedding {index} holds values that are not numbers")
         return value
     if isinstance(value, str):
         # OpenAI's `encoding_format: base64`: little-endian float32 values.
         try:
             raw = base64.b64decode(value, validate=True)
         except binascii.Error as exc:
-            raise stream_error(path, f"an embedding is a string but not base64: {value[:40]!r}") from exc
+            raise stream_error(path, f"embedding {index} is a string of {len(value)} characters, not base64") from exc
         if len(raw) % 4:
-            raise stream_error(path, f"a base64 embedding has {len(raw)} bytes, not whole float32 values")
+            raise stream_error(path, f"base64 embedding {index} has {len(raw)} bytes, not whole float32 values")
         return list(struct.unpack(f"<{len(raw) // 4}f", raw))
-    raise stream_error(path, f"an embedding is {type(value).__name__}, not a list of numbers")
+    raise stream_error(path, f"embedding {index} is a {type(value).__name__}, not a list of numbers")
 
 
 def embedding_batch(
@@ -93,7 +105,7 @@ def embedding_batch(
 ) -> EmbeddingBatch:
     """The vectors of (input index, embedding) pairs in input order, every input given exactly one."""
     found = by_index(pairs, count, path, "embedding", complete=True)
-    vectors = [_vector(found[i], path) for i in range(count)]
+    vectors = [_vector(found[i], i, path) for i in range(count)]
     if dimensions and any(len(v) != dimensions for v in vectors):
         sizes = sorted({len(v) for v in vectors})
         raise stream_error(path, f"{dimensions} dimensions were asked for, the vectors have {sizes}")
@@ -104,7 +116,7 @@ def embedding_batch(
 def rerank_scores(pairs: list[tuple[Any, Any]], *, count: int, path: str) -> dict[int, float]:
     """Input index → score of (input index, relevance_score) pairs; the scores must be numbers."""
     scores = by_index(pairs, count, path, "rerank result", complete=False)
-    for score in scores.values():
+    for index, score in scores.items():
         if isinstance(score, bool) or not isinstance(score, int | float):
-            raise stream_error(path, f"a relevance_score is {score!r}, not a number")
+            raise stream_error(path, f"the relevance_score of input {index} is a {type(score).__name__}, not a number")
     return {index: float(score) for index, score in scores.items()}

@@ -33,7 +33,8 @@ def fetch(session: GatewaySession, url: str, *, what: str, route_path: str) -> b
     try:
         target = httpx.URL(url)
     except httpx.InvalidURL as exc:
-        raise stream_error(route_path, f"the URL of {what} is not a URL: {exc}") from exc
+        # httpx's message quotes the URL, which may carry a pre-signed query: only its length is told.
+        raise stream_error(route_path, f"the URL of {what} ({len(url)} characters) is not a URL") from exc
     if target.scheme not in _DEFAULT_PORTS or not target.host:
         raise stream_error(route_path, f"the URL of {what} is not an http(s) URL (scheme {target.scheme!r})")
     if target.scheme == "http" and target.host.endswith(".aliyuncs.com"):

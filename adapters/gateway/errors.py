@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import httpx
 from dify_plugin.errors.model import (
@@ -160,6 +160,7 @@ def error_from_transport(method: str, url: httpx.URL, exc: Exception, attempts: 
 
 
 def stream_error(route_path: str, problem: str) -> InvokeError:
+    """An answer the plugin cannot use; `problem` says what was wrong, never quoting the answer."""
     return InvokeServerUnavailableError(f"AI Gateway answer from {route_path} is unusable: {problem}")
 
 
@@ -195,6 +196,34 @@ def _event_status(error: Mapping[str, Any]) -> int:
         if (status := _ERROR_KIND_STATUS.get(str(error.get(field)).lower())) is not None:
             return status
     return 500
+
+
+_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,39}")
+
+
+def field_names(data: Mapping[str, Any]) -> str:
+    """The top-level field names of an answer object, for an error; names that do not look like
+    field names (an answer's text used as a key) are counted, not shown."""
+    names = [name for name in data if isinstance(name, str) and _NAME.fullmatch(name)]
+    shown = ", ".join(names[:8]) or "none"
+    hidden = len(data) - len(names[:8])
+    return shown + (f" and {hidden} more" if hidden else "")
+
+
+def why_unreadable(exc: BaseException) -> str:
+    """What kind of failure reading an answer raised, without the exception's text.
+
+    Exception messages of parsers quote what they could not read (LiteLLM's even carry a whole
+    traceback), which would put the answer into the error, so only the exception types are
+    named, plus the missing key of a KeyError when it looks like a field name.
+    """
+    kinds = [type(exc).__name__]
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and type(cause) is not type(exc):
+        kinds.append(f"from {type(cause).__name__}")
+    if isinstance(exc, KeyError) and exc.args and isinstance(exc.args[0], str) and _NAME.fullmatch(exc.args[0]):
+        kinds.append(f"on field {exc.args[0]!r}")
+    return " ".join(kinds)
 
 
 def error_from_event(route_path: str, data: Mapping[str, Any]) -> InvokeError:

@@ -69,6 +69,7 @@ class EventStream:
         self.response = response
         self.route_path = route_path
         self.done = False
+        self.count = 0  # events yielded so far; errors name an event by its number from 1
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         self.response.encoding = "utf-8"  # an event stream is UTF-8 whatever its Content-Type says
@@ -92,6 +93,7 @@ class EventStream:
                     self._finish(lines)
                     return
                 if (event := self._event(event_type, data)) is not None:
+                    self.count += 1
                     yield event
                 event_type, data = "", []
             else:
@@ -101,6 +103,7 @@ class EventStream:
         if data == [_DONE]:
             self.done = True
         elif data and (event := self._event(event_type, data)) is not None:
+            self.count += 1
             yield event
 
     def _event(self, event_type: str, data: list[str]) -> dict[str, Any] | None:
@@ -113,11 +116,14 @@ class EventStream:
         except ValueError as exc:
             if event_type == "error":
                 return {"error": {"message": payload}}
-            raise stream_error(self.route_path, f"an event is not JSON: {payload[:200]!r}") from exc
+            raise stream_error(
+                self.route_path, f"event {self.count + 1} ({len(payload)} characters) is not JSON"
+            ) from exc
         if event_type == "error" and not (isinstance(parsed, dict) and "error" in parsed):
             return {"error": parsed}
         if not isinstance(parsed, dict):
-            raise stream_error(self.route_path, f"an event is not a JSON object: {payload[:200]!r}")
+            kind = type(parsed).__name__
+            raise stream_error(self.route_path, f"event {self.count + 1} is a JSON {kind}, not an object")
         return parsed
 
     def _finish(self, lines: Iterator[str]) -> None:

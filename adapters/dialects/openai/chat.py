@@ -9,7 +9,6 @@ answer and each stream event (reasoning from `reasoning_content` or `reasoning`)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,10 +27,10 @@ from dify_plugin.entities.model.message import (
     VideoPromptMessageContent,
 )
 
-from adapters.dialects.answers import route_path
+from adapters.dialects.answers import json_answer, route_path, unusable_answer
 from adapters.dialects.kinds import ChatAnswer, ChatChunk, ChatDialect, TokenCounts
 from adapters.engine.litellm_facade import ChatTurn, chat_request_body, parse_chat_answer, parse_chat_chunk
-from adapters.gateway.errors import stream_error
+from adapters.gateway.errors import field_names, stream_error
 
 
 def _media_part(part: Any) -> dict[str, Any]:
@@ -107,15 +106,14 @@ def wire_params(params: Mapping[str, Any], tools: Sequence[PromptMessageTool], s
 def read_answer(response: httpx.Response, parse: Callable[..., ChatTurn]) -> ChatAnswer:
     """A blocking chat-shaped answer, its first choice read by `parse`."""
     path = route_path(response)
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise stream_error(path, f"the body is not JSON: {response.text[:200]!r}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
-        raise stream_error(path, f"the answer has no choices: {json.dumps(data)[:300]}")
+    data = json_answer(response)
+    if not isinstance(data.get("choices"), list) or not data["choices"]:
+        raise stream_error(path, f"the answer has no choices (its fields: {field_names(data)})")
+    with unusable_answer(path):
+        turn = parse(data=data)
     usage = data.get("usage") or {}
     return ChatAnswer(
-        turn=parse(data=data),
+        turn=turn,
         model=data.get("model"),
         usage=TokenCounts(usage.get("prompt_tokens"), usage.get("completion_tokens")),
         system_fingerprint=data.get("system_fingerprint"),

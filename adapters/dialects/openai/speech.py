@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import httpx
 
-from adapters.dialects.answers import route_path
+from adapters.dialects.answers import body_size, route_path
 from adapters.dialects.kinds import SpeechAudio, SpeechDialect
 from adapters.gateway.errors import stream_error
 
@@ -23,7 +23,7 @@ class OpenAISpeech(SpeechDialect):
         path = route_path(response)
         content_type = response.headers.get("content-type", "")
         if content_type.startswith(("application/json", "text/")):
-            raise stream_error(path, f"expected audio, got {content_type}: {response.text[:200]!r}")
+            raise stream_error(path, f"expected audio, got {body_size(response)}")
         if not response.content:
             raise stream_error(path, "the audio is empty")
         return SpeechAudio(data=response.content)

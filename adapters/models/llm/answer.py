@@ -18,6 +18,7 @@ from dify_plugin.entities.model.llm import LLMResult, LLMResultChunk, LLMResultC
 from dify_plugin.entities.model.message import AssistantPromptMessage
 
 from adapters.catalog.loader import CatalogModel
+from adapters.dialects.answers import unusable_answer
 from adapters.dialects.kinds import ChatAnswer, ChatDialect, TokenCounts
 from adapters.engine.litellm_facade import ChatTurn, ToolCallPart
 from adapters.gateway.errors import error_from_event, stream_error
@@ -170,21 +171,22 @@ def relay_stream(
     finish_reason: str | None = None
     index = 0
     events = EventStream(response, route_path)
-    for data in events:
+    for number, data in enumerate(events, start=1):
         if "error" in data:
             raise error_from_event(route_path, data)
-        chunk = dialect.parse_chunk(data)
-        usage = chunk.usage or usage
-        turn = chunk.turn
-        if turn is None:
-            continue
-        if turn.content and chunk.model == SECURITY_GUARD_MODEL:
-            text = thinking.close() + ("\n\n" if produced else "") + deny_text(turn.content)
-        else:
-            text = thinking.feed(turn.reasoning, turn.content)
-        if turn.tool_calls:
-            tools.add(turn.tool_calls)
-        finish_reason = turn.finish_reason or finish_reason
+        with unusable_answer(route_path, f"event {number}"):
+            chunk = dialect.parse_chunk(data)
+            usage = chunk.usage or usage
+            turn = chunk.turn
+            if turn is None:
+                continue
+            if turn.content and chunk.model == SECURITY_GUARD_MODEL:
+                text = thinking.close() + ("\n\n" if produced else "") + deny_text(turn.content)
+            else:
+                text = thinking.feed(turn.reasoning, turn.content)
+            if turn.tool_calls:
+                tools.add(turn.tool_calls)
+            finish_reason = turn.finish_reason or finish_reason
         if text:
             produced.append(text)
             yield LLMResultChunk(

@@ -1,0 +1,114 @@
+"""A 2xx answer the plugin cannot use is reported by what was wrong, never by quoting it.
+
+Every answer below carries MARK where a gateway would put the user's data (the answer text, a
+vector, a score); the error must say which field, event or input failed and how long the body
+was, and hold nothing of MARK.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from dify_plugin.entities.model.message import UserPromptMessage
+from dify_plugin.errors.model import InvokeServerUnavailableError
+
+from tests.conftest import adapter
+from tests.emulator import Request, Response, serve
+
+MARK = "PRIVATE-ANSWER-7731"
+JSON = "application/json"
+
+
+def _chat(stream: bool) -> Callable[[dict], object]:
+    return lambda c: list(adapter("llm").invoke("qwen-max", c, [UserPromptMessage(content="q")], {}, stream=stream))
+
+
+CALLS: dict[str, Callable[[dict], object]] = {
+    "chat": _chat(False),
+    "chat-stream": _chat(True),
+    "embedding": lambda c: adapter("text-embedding").invoke("text-embedding-v3", c, ["hello"]),
+    "embedding-dashscope": lambda c: adapter("text-embedding").invoke("text-embedding-v4", c, ["hello"]),
+    "rerank": lambda c: adapter("rerank").invoke("bge-reranker-v2-m3", c, "q", ["q doc"], None, None),
+    "rerank-dashscope": lambda c: adapter("rerank").invoke("gte-rerank-v2", c, "q", ["q doc"], None, None),
+    "tts": lambda c: list(adapter("tts").invoke("tts-1", "tenant", c, "Hello there.", "alloy")),
+    "tts-dashscope": lambda c: list(adapter("tts").invoke("qwen-tts", "tenant", c, "Hello there.", "Cherry")),
+}
+
+
+def _sse(*payloads: str) -> bytes:
+    return "".join(f"data: {p}\n\n" for p in payloads).encode()
+
+
+def _delta(delta: dict) -> str:
+    return json.dumps({"choices": [{"index": 0, "delta": delta}]})
+
+
+def _json(value: object) -> bytes:
+    return json.dumps(value).encode()
+
+
+# (call, content type, body, what the error must say)
+CASES = [
+    ("chat", "text/html", f"<p>{MARK}</p>".encode(), "the body is not JSON (26 bytes of text/html)"),
+    ("chat", JSON, _json({"id": "x", "note": MARK}), "the answer has no choices (its fields: id, note)"),
+    ("chat", JSON, _json({MARK + " " * 50: 1}), "the answer has no choices (its fields: none and 1 more)"),
+    ("chat", JSON, _json({"choices": [{"message": MARK}]}), "the answer could not be read (Exception"),
+    ("chat", JSON, _json([MARK]), "expected a JSON object, got a JSON list"),
+    (
+        "chat-stream",
+        "text/event-stream",
+        _sse(_delta({"content": MARK}), f"{MARK} and more", "[DONE]"),
+        "event 2 (28 characters) is not JSON",
+    ),
+    ("chat-stream", "text/event-stream", _sse(_delta({"content": 5, "role": MARK})), "event 1 could not be read"),
+    (
+        "embedding",
+        JSON,
+        _json({"data": [{"index": 0, "embedding": MARK + "!!"}]}),
+        "embedding 0 is a string of 21 characters, not base64",
+    ),
+    (
+        "embedding",
+        JSON,
+        _json({"data": [{"index": MARK, "embedding": [0.1]}]}),
+        "the embedding index is a str, not an input position",
+    ),
+    (
+        "embedding",
+        JSON,
+        _json({"data": [{"index": 0, "embedding": [MARK] * 1024}]}),
+        "embedding 0 holds values that are not numbers",
+    ),
+    (
+        "embedding-dashscope",
+        JSON,
+        _json({"output": {"embeddings": [{"text_index": MARK, "embedding": [0.1]}]}}),
+        "the embedding index is a str, not an input position",
+    ),
+    ("rerank", JSON, _json({"results": [{"index": 0, "relevance_score": MARK}]}), "could not be read (ValueError)"),
+    (
+        "rerank-dashscope",
+        JSON,
+        _json({"output": {"results": [{"index": 0, "relevance_score": MARK}]}}),
+        "the relevance_score of input 0 is a str, not a number",
+    ),
+    ("tts", JSON, _json({"error": MARK}), f"expected audio, got {len(MARK) + 13} bytes of application/json"),
+    ("tts-dashscope", JSON, _json({"output": {"audio": {"url": f"::{MARK}"}}}), "is not a"),
+]
+
+
+_IDS = [f"{case[0]}-{number}" for number, case in enumerate(CASES)]
+
+
+@pytest.mark.parametrize(("call", "content_type", "body", "expected"), CASES, ids=_IDS)
+def test_an_unusable_answer_is_described_not_quoted(call: str, content_type: str, body: bytes, expected: str) -> None:
+    def answer(request: Request) -> Response:
+        return Response(200, [("Content-Type", content_type)], body)
+
+    with serve(answer) as base_url, pytest.raises(InvokeServerUnavailableError) as caught:
+        CALLS[call]({"endpoint_url": f"{base_url}/v1", "api_key": "sk-unusable", "max_retries": "0"})
+    message = str(caught.value)
+    assert "is unusable: " in message and expected in message, message
+    assert MARK not in message and "PRIVATE" not in message, message
