@@ -1,23 +1,32 @@
-"""The SDK writer patches change no byte the daemon receives, on stdio and on the remote-debug TCP stream."""
+"""What each patch of adapters/runtime/sdk_runtime.py claims: no changed byte, no changed data, the right moment.
+
+The chunk serializer is checked byte for byte against the SDK's own path, on the stdio writer and on
+the remote-debug TCP writer; libyaml against PyYAML's pure-Python loader on every YAML file the SDK
+reads for this plugin; the LiteLLM start against the heartbeat it must follow.
+"""
 
 from __future__ import annotations
 
-import io
 import json
 import signal
 import socket
 import sys
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from dify_plugin.core.server.__base.response_writer import ResponseWriter
 from dify_plugin.core.server.stdio.response_writer import StdioResponseWriter
 from dify_plugin.core.server.tcp.request_reader import TCPReaderWriter
+from dify_plugin.core.utils import yaml_loader
 from dify_plugin.entities.model.llm import LLMResultChunk, LLMResultChunkDelta, LLMUsage
 from dify_plugin.entities.model.message import AssistantPromptMessage
 
 from adapters.runtime import sdk_runtime
 from adapters.runtime.sdk_runtime import chunk_message_json
+from tests.conftest import PLUGIN_ROOT
 
 ToolCall = AssistantPromptMessage.ToolCall
 
@@ -112,6 +121,20 @@ def _tcp_writer() -> tuple[TCPReaderWriter, socket.socket]:
     return writer, daemon
 
 
+class _Stdout:
+    """Stands in for sys.stdout, keeping each write apart."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, data: str) -> int:
+        self.writes.append(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
 def _receive(daemon: socket.socket, size: int) -> str:
     data = b""
     while len(data) < size:
@@ -134,7 +157,7 @@ def test_a_chunk_leaves_the_stdio_and_the_remote_debug_writer_as_the_same_bytes(
     monkeypatch.setattr(sdk_runtime, "chunk_message_json", counting)
     sdk_runtime.serialize_chunks_once()
 
-    stdout = io.StringIO()
+    stdout = _Stdout()
     monkeypatch.setattr(sys, "stdout", stdout)
     stdio = StdioResponseWriter()
     stdio.session_message(session_id, stdio.stream_object(chunk))
@@ -147,5 +170,77 @@ def test_a_chunk_leaves_the_stdio_and_the_remote_debug_writer_as_the_same_bytes(
         tcp.close()
         daemon.close()
 
-    assert stdout.getvalue() == received == expected
+    assert "".join(stdout.writes) == received == expected
     assert serialized == [session_id, session_id], "both writers serialized the chunk the plugin's way"
+    assert len(stdout.writes) == 1, "the message and its separator leave in one write"
+
+
+# ---------------------------------------------------------------------------------------------
+# libyaml for the SDK's YAML
+
+
+def _sdk_yaml_files() -> list[Path]:
+    """The manifest and everything under provider_configs/dify/: what the SDK's registration reads."""
+    return [PLUGIN_ROOT / "manifest.yaml", *sorted((PLUGIN_ROOT / "provider_configs" / "dify").rglob("*.yaml"))]
+
+
+def test_libyaml_loads_every_file_the_sdk_reads_to_the_same_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaders: list[Any] = []
+    load = yaml.load
+
+    def recording_load(stream: Any, **options: Any) -> Any:
+        loaders.append(options["Loader"])
+        return load(stream, **options)
+
+    monkeypatch.setattr(yaml, "load", recording_load)
+    files = _sdk_yaml_files()
+    assert len(files) > 20
+    with sdk_runtime.libyaml_for_the_sdk():
+        fast = [yaml_loader.load_yaml_file(str(path)) for path in files]
+    pure = [yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader) for path in files]
+    assert fast == pure
+    assert loaders[: len(files)] == [yaml.CSafeLoader] * len(files)
+    assert yaml_loader.yaml is yaml, "the SDK's own loader is back after the registration"
+
+
+def test_a_broken_yaml_file_is_still_the_sdks_yaml_error_naming_the_file(tmp_path: Path) -> None:
+    broken = tmp_path / "llm.yaml"
+    broken.write_text("model: qwen\nlabel: [unclosed\n", encoding="utf-8")
+    with sdk_runtime.libyaml_for_the_sdk(), pytest.raises(yaml.YAMLError, match=r"llm\.yaml"):
+        yaml_loader.load_yaml_file(str(broken))
+
+
+# ---------------------------------------------------------------------------------------------
+# LiteLLM loaded after the first heartbeat
+
+
+class _Server:
+    """What the hook needs of the SDK's Plugin: its default writer."""
+
+    def __init__(self, writer: ResponseWriter | None) -> None:
+        self.default_writer = writer
+
+
+def test_litellm_starts_loading_once_right_after_the_first_heartbeat_is_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writer = _Collect()
+    sdk_heartbeat = writer.heartbeat
+    started: list[tuple[float, list[str]]] = []
+    monkeypatch.setattr(sdk_runtime, "start_loading", lambda delay=0.3: started.append((delay, list(writer.out))))
+    sdk_runtime.load_litellm_after_first_heartbeat(_Server(writer))
+    assert started == []
+    writer.heartbeat()
+    [(delay, written)] = started
+    assert delay == 0 and json.loads(written[0])["event"] == "heartbeat", "the heartbeat was out first"
+    writer.heartbeat()
+    writer.heartbeat()
+    assert len(started) == 1 and len(writer.out) == 6
+    assert writer.heartbeat == sdk_heartbeat, "later heartbeats are the SDK's own"
+
+
+def test_without_a_default_writer_litellm_loads_after_the_usual_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[float] = []
+    monkeypatch.setattr(sdk_runtime, "start_loading", lambda delay=0.3: started.append(delay))
+    sdk_runtime.load_litellm_after_first_heartbeat(_Server(None))
+    assert started == [0.3]

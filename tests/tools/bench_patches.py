@@ -1,21 +1,24 @@
 """`make bench-patches`: each patch of adapters/runtime/sdk_runtime.py against the plugin without it.
 
-Every variant is main.py with one patch's line(s) taken out: the edits below must each match main.py
+Every variant is main.py with patches' lines taken out: the edits below must each match main.py
 exactly once, so a changed main.py stops this benchmark instead of measuring something else. Each
 variant runs as the daemon runs the plugin (`python -m <variant>` over stdio, INSTALL_METHOD=local)
 against one gateway emulator in its own process; variants are interleaved (the order rotates every
-round) and every ratio is "without the patch / with every patch" from the same run.
+round) and every ratio is "without the patch / with it" from the same run.
 
-Start-up (fresh processes): spawn → first heartbeat; spawn → first answer to a blocking chat sent
-at that heartbeat (the daemon sends requests as soon as it counts the plugin as started); and the
-answer time of a first chat sent LATE seconds after the heartbeat (a user who comes later).
+Start-up patches (fresh processes each time): the GC pause and libyaml by spawn → first heartbeat
+and the CPU the start-up took, against a plugin that stays idle after its heartbeat (LiteLLM loaded
+on the first request, so the CPU read after the heartbeat is start-up only); loading LiteLLM after
+the first heartbeat by spawn → first answer to a chat sent at the heartbeat (the daemon sends
+requests as soon as it counts the plugin as started) and by the answer time of a first chat sent
+LATE seconds after the heartbeat (a user who comes later), against every other patch in place.
 
-Streams (one long-lived process per writer variant): a pre-buffered stream (500 chunks with no gap,
-the whole answer in the socket at once), a paced stream (100 chunks 10-40 ms apart, as a model
+The writer patch (one long-lived process per variant): a pre-buffered stream (500 chunks with no
+gap, the whole answer in the socket at once), a paced stream (100 chunks 10-40 ms apart, as a model
 generates tokens) and 20 such paced streams at once. Per stream chunk: the plugin's CPU (minus its
 idle rate) and its write system calls (/proc/<pid>/io), and the time to the last chunk.
 
-    python -m tests.tools.bench_patches [--rounds 3] [--spawns 4] [--out FILE]
+    python -m tests.tools.bench_patches [--part all|start-up|streams] [--rounds 3] [--spawns 4] [--out FILE]
 
 Nothing here asserts timings; the table says which patch pays.
 """
@@ -31,7 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,12 +57,18 @@ PATCHES: dict[str, list[tuple[str, str]]] = {
     "chunk serialized once": [("    sdk_runtime.serialize_chunks_once()\n", "")],
 }
 LATE_PATCH = "LiteLLM loaded after the first heartbeat"
-START_UP_PATCHES = ("GC paused and frozen during start-up", "libyaml for the SDK's YAML", LATE_PATCH)
+# Measured on the heartbeat, so against a plugin that stays idle after it (LiteLLM imported on the
+# first request): the CPU read just after the heartbeat is then start-up only.
+HEARTBEAT_PATCHES = ("GC paused and frozen during start-up", "libyaml for the SDK's YAML")
 WRITER_PATCHES = ("chunk serialized once",)
-PRODUCTION = "every patch"
+Without = tuple[str, ...]  # a variant: the patches it leaves out
 
 
-def variant_source(main_source: str, without: tuple[str, ...]) -> str:
+def variant_name(without: Without) -> str:
+    return "every patch" if not without else "without " + " and ".join(without)
+
+
+def variant_source(main_source: str, without: Without) -> str:
     source = main_source
     for name in without:
         for old, new in PATCHES[name]:
@@ -69,14 +78,19 @@ def variant_source(main_source: str, without: tuple[str, ...]) -> str:
     return source
 
 
-def write_variants(directory: Path) -> dict[str, tuple[str, ...]]:
-    """`bench_variant_<n>.py` per variant in `directory`; returns variant name -> patches left out."""
-    variants: dict[str, tuple[str, ...]] = {PRODUCTION: ()}
-    variants |= {f"without {name}": (name,) for name in PATCHES}
+VARIANTS: tuple[Without, ...] = (
+    (),
+    (LATE_PATCH,),
+    *((LATE_PATCH, name) for name in HEARTBEAT_PATCHES),
+    *((name,) for name in WRITER_PATCHES),
+)
+
+
+def write_variants(directory: Path) -> None:
+    """`bench_variant_<n>.py` in `directory` for each of VARIANTS: main.py without those patches."""
     main_source = (REPO_ROOT / "main.py").read_text(encoding="utf-8")
-    for number, without in enumerate(variants.values()):
+    for number, without in enumerate(VARIANTS):
         (directory / f"bench_variant_{number}.py").write_text(variant_source(main_source, without), encoding="utf-8")
-    return variants
 
 
 @dataclass
@@ -84,11 +98,10 @@ class Plugins:
     """How to start each variant: the module to run and the environment that finds it."""
 
     directory: Path
-    variants: dict[str, tuple[str, ...]]
     env: dict[str, str]
 
-    def start(self, variant: str) -> PluginProcess:
-        number = list(self.variants).index(variant)
+    def start(self, variant: Without) -> PluginProcess:
+        number = VARIANTS.index(variant)
         env = {**self.env, "PYTHONPATH": str(self.directory)}
         return PluginProcess.start(REPO_ROOT, env=env, inherit_env=False, entrypoint=f"bench_variant_{number}")
 
@@ -125,35 +138,41 @@ def syscalls_written(pid: int) -> int:
 @dataclass
 class StartUp:
     heartbeat: list[float] = field(default_factory=list)
-    heartbeat_cpu: list[float] = field(default_factory=list)  # the process's CPU seconds at its first heartbeat
-    answer_at_heartbeat: list[float] = field(default_factory=list)
-    answer_cpu: list[float] = field(default_factory=list)  # ... at its first answer
-    answer_late: list[float] = field(default_factory=list)
+    heartbeat_cpu: list[float] = field(default_factory=list)  # CPU seconds of start-up, read when idle after it
+    answer: list[float] = field(default_factory=list)  # spawn → first answer, the chat sent at the heartbeat
+    answer_cpu: list[float] = field(default_factory=list)  # CPU seconds spent by then
+    answer_late: list[float] = field(default_factory=list)  # answer time of a first chat sent LATE s later
 
 
 def _answer(plugin: PluginProcess, credentials: dict[str, str]) -> SessionResult:
-    result = plugin.collect("invoke_llm", chat_data(credentials, stream=False))
+    result = plugin.collect("invoke_llm", chat_data(credentials, stream=False), timeout=120)
     return result.raise_for_error()
 
 
-def measure_start_up(
-    plugins: Plugins, variants: list[str], late_variants: list[str], spawns: int, url: str
-) -> dict[str, StartUp]:
-    """Every variant in `variants`: heartbeat and first answer; those in `late_variants` also a late chat."""
-    credentials = {"endpoint_url": f"{url}/v1", "api_key": KEY}
+def measure_heartbeats(plugins: Plugins, spawns: int) -> dict[Without, StartUp]:
+    variants = [(LATE_PATCH,), *((LATE_PATCH, name) for name in HEARTBEAT_PATCHES)]
     out = {variant: StartUp() for variant in variants}
     for number in range(spawns):
-        say(f"start-up {number + 1}/{spawns} ...")
+        say(f"heartbeats {number + 1}/{spawns} ...")
         for variant in rotated(variants, number):
             with plugins.start(variant) as plugin:
-                # Read at once: with every patch the LiteLLM import starts right after this heartbeat.
+                time.sleep(0.3)  # idle by now: nothing runs after the heartbeat without a request
                 out[variant].heartbeat_cpu.append(cpu_seconds(plugin.pid))
                 out[variant].heartbeat.append(plugin.startup_seconds_to_heartbeat)
+    return out
+
+
+def measure_first_answers(plugins: Plugins, spawns: int, url: str) -> dict[Without, StartUp]:
+    credentials = {"endpoint_url": f"{url}/v1", "api_key": KEY}
+    variants: list[Without] = [(), (LATE_PATCH,)]
+    out = {variant: StartUp() for variant in variants}
+    for number in range(spawns):
+        say(f"first answers {number + 1}/{spawns} ...")
+        for variant in rotated(variants, number):
+            with plugins.start(variant) as plugin:
                 result = _answer(plugin, credentials)
                 out[variant].answer_cpu.append(cpu_seconds(plugin.pid))
-                out[variant].answer_at_heartbeat.append(result.item_times[0] - plugin.spawned_at)
-            if variant not in late_variants:
-                continue
+                out[variant].answer.append(result.item_times[0] - plugin.spawned_at)
             with plugins.start(variant) as plugin:
                 time.sleep(max(0.0, plugin.heartbeat_times[0] + LATE - time.monotonic()))
                 result = _answer(plugin, credentials)
@@ -235,8 +254,9 @@ def stream_round(run: WriterRun, url: str, streams: int) -> None:
     concurrent.chunks += sum(len(r.items) for r in results)
 
 
-def measure_streams(plugins: Plugins, variants: list[str], rounds: int, streams: int, url: str) -> dict[str, WriterRun]:
-    runs: dict[str, WriterRun] = {}
+def measure_streams(plugins: Plugins, rounds: int, streams: int, url: str) -> dict[Without, WriterRun]:
+    variants: list[Without] = [(), *((name,) for name in WRITER_PATCHES)]
+    runs: dict[Without, WriterRun] = {}
     with contextlib.ExitStack() as stack:
         for variant in variants:
             plugin = stack.enter_context(plugins.start(variant))
@@ -257,7 +277,7 @@ def measure_streams(plugins: Plugins, variants: list[str], rounds: int, streams:
 # --------------------------------------------------------------------------- report
 
 
-def rotated(items: list[str], by: int) -> list[str]:
+def rotated(items: list[Without], by: int) -> list[Without]:
     by %= len(items)
     return items[by:] + items[:by]
 
@@ -270,32 +290,31 @@ def _ratio(without: float, production: float) -> str:
     return f"{without / production:.2f}x" if production else "—"
 
 
-def start_up_table(results: dict[str, StartUp]) -> list[str]:
-    base = results[PRODUCTION]
-    lines = [
-        "| start-up | every patch | without the patch | ratio (without / every) |",
-        "|---|---|---|---|",
-    ]
-    metrics: list[tuple[str, Callable[[StartUp], list[float]]]] = [
-        ("spawn → first heartbeat", lambda s: s.heartbeat),
-        ("CPU to the first heartbeat", lambda s: s.heartbeat_cpu),
-        ("spawn → first answer (chat sent at the heartbeat)", lambda s: s.answer_at_heartbeat),
-        ("CPU to that first answer", lambda s: s.answer_cpu),
-        (f"first answer to a chat sent {LATE:g} s after the heartbeat", lambda s: s.answer_late),
-    ]
-    for name in START_UP_PATCHES:
-        for label, pick in metrics:
-            without, every = pick(results[f"without {name}"]), pick(base)
-            if not without:
-                continue
-            lines.append(
-                f"| **{name}**: {label} | {_s(every)} | {_s(without)} | {_ratio(median(without), median(every))} |"
-            )
+def _row(patch: str, metric: str, every: list[float], without: list[float]) -> str:
+    ratio = _ratio(median(without), median(every))
+    return f"| {patch} | {metric} | {_s(every)} | {_s(without)} | {ratio} |"
+
+
+def start_up_table(heartbeats: dict[Without, StartUp], answers: dict[Without, StartUp]) -> list[str]:
+    lines = ["| patch | start-up | with it | without it | ratio (without / with) |", "|---|---|---|---|---|"]
+    base = heartbeats.get((LATE_PATCH,))
+    for name in HEARTBEAT_PATCHES if base else ():
+        without = heartbeats[(LATE_PATCH, name)]
+        lines.append(_row(name, "spawn → first heartbeat", base.heartbeat, without.heartbeat))
+        lines.append(_row(name, "CPU of the start-up", base.heartbeat_cpu, without.heartbeat_cpu))
+    if answers:
+        every, without = answers[()], answers[(LATE_PATCH,)]
+        lines += [
+            _row(LATE_PATCH, "spawn → first answer (chat sent at the heartbeat)", every.answer, without.answer),
+            _row(LATE_PATCH, "CPU by that first answer", every.answer_cpu, without.answer_cpu),
+            _row(LATE_PATCH, f"answer to a first chat sent {LATE:g} s after the heartbeat", every.answer_late,
+                 without.answer_late),
+        ]  # fmt: skip
     return lines
 
 
-def stream_table(runs: dict[str, WriterRun]) -> list[str]:
-    base = runs[PRODUCTION]
+def stream_table(runs: dict[Without, WriterRun]) -> list[str]:
+    base = runs[()]
     lines = [
         "| stream | variant | CPU per chunk | writes per chunk | to the last chunk | CPU ratio (variant / every) |",
         "|---|---|---|---|---|---|",
@@ -306,8 +325,8 @@ def stream_table(runs: dict[str, WriterRun]) -> list[str]:
             samples = run.samples(scenario)
             cpu = samples.cpu_ms_per_chunk(run.idle_rate)
             lines.append(
-                f"| {scenario} | {variant} | {cpu:.4f} ms | {samples.writes_per_chunk:.2f} | {_s(samples.seconds)} "
-                f"| {_ratio(cpu, every)} |"
+                f"| {scenario} | {variant_name(variant)} | {cpu:.4f} ms | {samples.writes_per_chunk:.2f} "
+                f"| {_s(samples.seconds)} | {_ratio(cpu, every)} |"
             )
     return lines
 
@@ -326,19 +345,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     directory = Path(tempfile.mkdtemp(prefix="aigw-bench-patches-"))
     try:
-        variants = write_variants(directory)
+        write_variants(directory)
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-        plugins = Plugins(directory, variants, env | {"INSTALL_METHOD": "local"})
+        plugins = Plugins(directory, env | {"INSTALL_METHOD": "local"})
+        heartbeats: dict[Without, StartUp] = {}
+        answers: dict[Without, StartUp] = {}
+        streams: dict[Without, WriterRun] = {}
         with emulator_process(None) as url:
-            start_up: dict[str, StartUp] = {}
-            streams: dict[str, WriterRun] = {}
             if args.part in ("all", "start-up"):
-                starting = [PRODUCTION, *(f"without {n}" for n in START_UP_PATCHES)]
-                late = [PRODUCTION, f"without {LATE_PATCH}"]
-                start_up = measure_start_up(plugins, starting, late, args.spawns, url)
+                heartbeats = measure_heartbeats(plugins, args.spawns)
+                answers = measure_first_answers(plugins, args.spawns, url)
             if args.part in ("all", "streams"):
-                writers = [PRODUCTION, *(f"without {n}" for n in WRITER_PATCHES)]
-                streams = measure_streams(plugins, writers, args.rounds, args.streams, url)
+                streams = measure_streams(plugins, args.rounds, args.streams, url)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     notes = [
@@ -349,7 +367,11 @@ def main(argv: list[str] | None = None) -> int:
         "CPU from /proc/<pid>/task/*/schedstat (for streams minus the idle rate); "
         "writes = write system calls of the plugin process (/proc/<pid>/io syscw, its HTTP sends included).",
     ]
-    tables = [*(start_up_table(start_up) if start_up else []), "", *(stream_table(streams) if streams else [])]
+    tables = [
+        *(start_up_table(heartbeats, answers) if answers else []),
+        "",
+        *(stream_table(streams) if streams else []),
+    ]
     text = "\n".join([*tables, "", *notes]) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
