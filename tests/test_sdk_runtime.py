@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -244,3 +245,35 @@ def test_without_a_default_writer_litellm_loads_after_the_usual_delay(monkeypatc
     monkeypatch.setattr(sdk_runtime, "start_loading", lambda delay=0.3: started.append(delay))
     sdk_runtime.load_litellm_after_first_heartbeat(_Server(None))
     assert started == [0.3]
+
+
+# ---------------------------------------------------------------------------------------------
+# The GC during start-up
+
+
+def test_no_collection_runs_while_the_plugin_starts_and_its_objects_end_frozen() -> None:
+    probe = (
+        "import gc, json, sys\n"
+        "before = [g['collections'] for g in gc.get_stats()]\n"
+        "import main\n"
+        "after = [g['collections'] for g in gc.get_stats()]\n"
+        "print(json.dumps({'before': before, 'after': after, 'enabled': gc.isenabled(),"
+        " 'frozen': gc.get_freeze_count()}), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=PLUGIN_ROOT,
+        env={"INSTALL_METHOD": "local", "PATH": "/usr/bin:/bin"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    state = json.loads(done.stderr.strip().splitlines()[-1])
+    (young_before, *old_before), (young_after, *old_after) = state["before"], state["after"]
+    assert old_after == old_before, "no collection of the older generations during the start-up"
+    # Between the GC coming back on and the probe reading its counters one young collection may run.
+    assert young_after - young_before <= 1
+    assert state["enabled"] is True
+    assert state["frozen"] > 50_000, "the SDK's and the adapters' long-lived objects are frozen"

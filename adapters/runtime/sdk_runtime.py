@@ -1,14 +1,16 @@
-"""Speed-ups around the Dify SDK's start-up and stdio writer; main.py applies them.
+"""The patches of the Dify SDK's start-up and writer that pay on real traffic; main.py applies them.
 
-Each is measured with `make bench` (README, "Performance"), and none changes a byte the daemon
-receives:
+`make bench-patches` runs each against the plugin without it (README, "Performance", has the
+numbers); tests/test_sdk_runtime.py checks what each docstring here says, and nothing more:
 
-1. The cyclic GC stays off while the SDK and the adapters load (main.py turns it off before its
-   first import), then `end_of_start_up()` freezes what they built.
-2. The SDK reads its YAML declarations with libyaml instead of pure-Python PyYAML.
-3. LiteLLM starts loading right after the first heartbeat, not after a fixed delay.
-4. Stream messages produced in a burst leave in one write to stdout instead of two writes each.
-5. A stream chunk is serialized once, by its own model, instead of through three SDK models.
+1. The cyclic GC stays off while the SDK and the adapters load, then what they built is frozen.
+2. The SDK reads its YAML declarations with libyaml; every file loads to the same data.
+3. LiteLLM's import starts once, right after the first heartbeat is written.
+4. An LLM stream chunk is serialized once, by its own model, and leaves with its separator in one
+   write, on stdio and on the remote-debug TCP stream alike; the bytes are the SDK's.
+
+Measured and removed: a writer that gathered the stdout writes of a burst of messages into one (it
+helped only a stream that arrives pre-buffered and cost CPU on paced and concurrent streams).
 """
 
 from __future__ import annotations
@@ -27,19 +29,20 @@ from adapters.engine.litellm_facade import start_loading
 
 
 def end_of_start_up() -> None:
-    """(1) Keep the ~145k objects the start-up built out of every later collection; GC back on."""
+    """(1) The GC, off since main.py's first line (no collection ran while the start-up built its
+    long-lived objects), back on with those objects frozen: later collections leave them alone."""
     gc.freeze()
     gc.enable()
 
 
 @contextlib.contextmanager
 def libyaml_for_the_sdk() -> Iterator[None]:
-    """(2) The SDK's YAML loader with libyaml's parser: the same SafeConstructor, the same data.
+    """(2) The SDK's YAML loader with libyaml's parser (the same SafeConstructor) inside this block.
 
-    With PyYAML's pure-Python parser the SDK's registration of the plugin's declarations (manifest,
-    provider with its translated forms, 24 model files) takes ~0.4 s, over half of the time to the
-    first heartbeat; with libyaml ~0.12 s. Only the registration below uses it, and only where
-    libyaml is compiled in (it is in PyYAML's wheels). Every file loads to equal data either way.
+    main.py wraps only the SDK's registration of the plugin's declarations in it (the manifest and
+    provider_configs/dify/). Every one of those files loads to the same data as with PyYAML's
+    pure-Python parser, a broken file is still the SDK's YAMLError naming it, and the SDK's own
+    loader is back afterwards. Where PyYAML lacks libyaml the SDK's loader is left as it is.
     """
     from dify_plugin.core.utils import yaml_loader
 
@@ -56,11 +59,12 @@ def libyaml_for_the_sdk() -> Iterator[None]:
 
 
 def load_litellm_after_first_heartbeat(server: Plugin) -> None:
-    """(3) Start importing LiteLLM (~2 s, blocking the gevent hub) as soon as the first heartbeat is out.
+    """(3) Start importing LiteLLM once, right after the first heartbeat has been written.
 
-    The daemon counts the plugin as started at its first heartbeat, so that heartbeat must not wait
-    for the import; a fixed delay either wastes time before the first answer or, on a slow machine,
-    still lets the import run first. Without a default writer (not stdio) it falls back to the delay.
+    The daemon counts the plugin as started at its first heartbeat, and the import blocks the gevent
+    hub for seconds, so it must not run before that heartbeat; started then, a first request that
+    comes later finds LiteLLM loaded. Later heartbeats are the SDK's own again. Without a default
+    writer the import starts after start_loading()'s usual delay.
     """
     writer = getattr(server, "default_writer", None)
     if writer is None:
@@ -77,7 +81,7 @@ def load_litellm_after_first_heartbeat(server: Plugin) -> None:
     writer.heartbeat = heartbeat
 
 
-# (5) The SDK's envelope of a stream message around a chunk's own JSON: {"event":"session",
+# (4) The SDK's envelope of a stream message around a chunk's own JSON: {"event":"session",
 # "session_id":…,"data":{"type":"stream","data":<chunk>}}, keys in the order of its models.
 _STREAM_HEAD = '{"event":"session","session_id":'
 _STREAM_DATA = ',"data":{"type":"stream","data":'
@@ -93,19 +97,20 @@ class _ChunkMessage:
 
 
 def chunk_message_json(session_id: str | None, chunk: Any) -> str:
-    """(5) The SDK's stream message for an LLM chunk, serialized by the chunk's own model."""
+    """(4) The SDK's stream message for an LLM chunk, serialized by the chunk's own model."""
     from pydantic_core import to_json
 
     return _STREAM_HEAD + to_json(session_id).decode() + _STREAM_DATA + chunk.model_dump_json() + "}}"
 
 
 def serialize_chunks_once() -> None:
-    """(5) The SDK's writers serialize an LLM stream chunk once, by its own model. Same bytes.
+    """(4) The SDK's writers serialize an LLM stream chunk once, by its own model, and write it once.
 
     For each stream chunk the SDK dumps the chunk to a dict, validates it into a SessionMessage,
-    dumps that again, validates it into a StreamOutputMessage and serializes the nested dict value by
-    value. An LLMResultChunk is instead serialized once by its own pydantic model and put inside the
-    same envelope; any other message takes the SDK's own path. Installed on the SDK's base
+    dumps that again, validates it into a StreamOutputMessage, serializes the nested dict value by
+    value and writes the JSON and its "\\n\\n" separator in two writes. An LLMResultChunk is instead
+    serialized once by its own pydantic model, put inside the same envelope and written together with
+    its separator; any other message takes the SDK's own path. Installed on the SDK's base
     ResponseWriter, so the stdio writer (production) and the TCP writer (remote debugging) share it.
 
     The contract relied on (stream items go through stream_object + session_message; the envelope's
