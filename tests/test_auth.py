@@ -2,7 +2,8 @@
 
 Every request goes through a real `httpx.Client(auth=...)` into an `httpx.MockTransport` that
 snapshots the request as it would be sent. HMAC signatures are checked by `higress_verify`, an
-independent port of the Higress `hmac_auth` verifier (gateway-protocol.md §2.3), never by asking
+independent port of the Higress `hmac_auth` verifier (alibaba/higress
+`plugins/wasm-cpp/extensions/hmac_auth/plugin.cc`), never by asking
 the signer for its own string-to-sign.
 """
 
@@ -414,7 +415,9 @@ def test_jwt_concurrent_first_use_issues_one_token() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# HMAC: documented vectors (gateway-protocol.md §6) through the pure functions
+# HMAC: vectors through the pure functions. Each signature was computed three ways with the same
+# result: the reference signer in tests/test_emulator.py, alibabacloud_apigateway_util 0.0.2
+# (`Client.get_signature`, on PyPI) and a port of the Higress hmac_auth verifier (tests/emulator/).
 # ---------------------------------------------------------------------------------------------
 
 V1_BODY = b'{"model":"qwen-max","messages":[{"role":"user","content":"hi"}],"stream":false}'

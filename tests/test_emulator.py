@@ -46,7 +46,7 @@ from tests.emulator.wire import Pause
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "qwen-max"
 
-# --- §6 reference signer (gateway-protocol.md), used as the independent client side ----------
+# --- reference signer (written from Higress hmac_auth README_EN.md), the independent client side
 
 _FIXED = ("accept", "content-md5", "content-type", "date")
 _SKIP = {"x-ca-signature", "x-ca-signature-headers", *_FIXED}

@@ -58,7 +58,8 @@ HTML_502 = (
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 )
 
-# Plain-text bodies of Higress plugins and Envoy local replies (gateway-protocol.md §3).
+# Plain-text bodies of Higress plugins (alibaba/higress `plugins/wasm-go/extensions/ai-token-ratelimit`,
+# `cluster-key-rate-limit`, `ai-quota`, `ai-proxy/util/http.go`) and Envoy local replies.
 _PLAIN_BODIES: dict[int, str] = {
     408: "request timeout",
     413: "Payload Too Large",

@@ -1,6 +1,6 @@
 """Server side of the X-Ca-* HMAC scheme, ported from Higress `wasm-cpp/extensions/hmac_auth`.
 
-gateway-protocol.md §2.3 describes it. The verifier rebuilds the string-to-sign only from
+Its README_EN.md in alibaba/higress describes the scheme. The verifier rebuilds the string-to-sign only from
 what arrived: the request line's method and raw target, the received header values and
 the received body bytes. It works on bytes throughout, because the path and header octets
 are signed as sent and decoded query octets need not be valid UTF-8.

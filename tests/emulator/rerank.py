@@ -1,4 +1,6 @@
-"""Rerank in the three dialects of gateway-protocol.md §1.4.
+"""Rerank in the three dialects the gateway routes (Model Studio text-rerank API reference,
+https://www.alibabacloud.com/help/en/model-studio/text-rerank-api; alibaba/higress ai-proxy
+`provider/cohere.go`, `provider/vllm.go`, `provider/qwen.go`).
 
 - Cohere/Jina/vLLM `/v1/rerank` (also `/v2/rerank`): top-level query/documents, `results`.
 - DashScope OpenAI-style `/compatible-api/v1/reranks` (suffix `/v1/reranks`): same body,

@@ -3,7 +3,8 @@
 Scores reach Dify exactly as the gateway sent them: no min-max rescaling, so a single document
 keeps its real score instead of becoming 0. Each result is mapped back to Dify's own document by
 its index. `top_n` None or <= 0 means every document, and so does a `score_threshold` of None or 0:
-the plugin daemon turns Dify's null into 0 / 0.0 (dify-plugin-sdk.md, RerankModel), and a zero
+the plugin daemon turns Dify's null into 0 / 0.0 (its request struct in langgenius/dify-plugin-daemon
+`pkg/entities/requests/model.go` holds `TopN int` and `ScoreThreshold float64`), and a zero
 threshold must not drop the documents of a model that scores with raw, possibly negative logits.
 More documents than the model's `max_documents` go out in several requests and are ranked together.
 The route's dialect (adapters/dialects/) writes the body and reads the answer.
