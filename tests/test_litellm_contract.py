@@ -7,8 +7,8 @@ README and sources.json), and asserts the concrete values a user would get: text
 tool-call ids, names and arguments, vectors, token counts, rerank indices and scores. After a
 LiteLLM upgrade this file says, function by function, what still holds.
 
-The recorded bodies are not part of the repository; set AIGW_REAL_TRACES to their folder if it is
-not next to the checkout. Tests that need them skip, saying so, when it is absent.
+The recorded bodies are not part of the repository (tests/real_traces.py says where they are read
+from); tests that need them skip, saying so, when they are absent.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import ast
 import base64
 import json
-import os
 from pathlib import Path
 
 import httpx
@@ -25,18 +24,14 @@ import pytest
 from adapters.engine import litellm_facade as facade
 from adapters.engine.litellm_facade import ChatTurn, ToolCallPart
 from adapters.gateway.sse import EventStream
+from tests.real_traces import BODIES_DIR, needs_traces
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_TRACES = Path(os.environ.get("AIGW_REAL_TRACES") or ROOT / ".." / "shared" / "real_traces")
-needs_traces = pytest.mark.skipif(
-    not (REAL_TRACES / "bodies").is_dir(),
-    reason=f"recorded real answers not found at {REAL_TRACES} (set AIGW_REAL_TRACES to the real_traces folder)",
-)
 _REQUEST = httpx.Request("POST", "http://gw/v1/route")
 
 
 def _body(name: str) -> bytes:
-    return (REAL_TRACES / "bodies" / name).read_bytes()
+    return (BODIES_DIR / name).read_bytes()
 
 
 def _json(name: str) -> dict:
@@ -381,14 +376,20 @@ def test_stream_usage_only_chunk_has_no_turn() -> None:
 
 _STREAMS = [
     "openai-gpt4o-text-stream.sse",
+    "openai-gpt4o-parallel-tools-stream.sse",
+    "openai-gpt4o-tool-args-stream.sse",
     "ds-qwen3max-text-stream.sse",
     "ds-qwen3max-reasoning-stream.sse",
+    "ds-qwen3max-toolcall-stream.sse",
     "deepseek-reasoner-stream.sse",
+    "deepseek-reasoner-toolcall-stream.sse",
     "vllm-0.24-llama-stream.sse",
+    "sglang-dsv4-parallel-tools-stream.sse",
     "hf-router-novita-stream.sse",
+    "openrouter-reasoning-field-stream.sse",
     "higress-secguard-stream-v1.sse",
+    "higress-secguard-stream-v2.sse",
     "higress-aicache-stream.sse",
-    "openai-gpt4o-tool-args-stream.sse",
 ]
 
 
@@ -402,12 +403,23 @@ def test_plain_text_fast_path_gives_what_litellm_gives(name: str, monkeypatch: p
     assert fast == slow
 
 
+@pytest.mark.parametrize(
+    ("name", "text_chunks", "events"),
+    [
+        # `"usage": null` on every chunk (OpenAI with include_usage, DashScope) is no usage.
+        ("openai-gpt4o-text-stream.sse", 8, 11),
+        ("ds-qwen3max-text-stream.sse", 171, 174),
+        ("vllm-0.24-llama-stream.sse", 13, 16),
+        # DeepSeek sends `"reasoning_content": null` beside the answer text.
+        ("deepseek-reasoner-stream.sse", 11, 211),
+    ],
+)
 @needs_traces
-def test_the_fast_path_is_taken_for_plain_text_chunks() -> None:
-    events = _events("vllm-0.24-llama-stream.sse")
-    plain = [facade._plain_text(data) for data in events]
-    assert "".join(p for p in plain if p) == "1, 2, 3, 4, 5"
-    assert sum(p is not None for p in plain) == 13  # all but the role, finish and usage chunks
+def test_the_fast_path_is_taken_for_plain_text_chunks(name: str, text_chunks: int, events: int) -> None:
+    recorded = _events(name)
+    plain = [facade._plain_text(data) for data in recorded]
+    assert (sum(p is not None for p in plain), len(recorded)) == (text_chunks, events)
+    assert "".join(p for p in plain if p) == _joined(_turns(name))[0]
 
 
 def test_text_completion_chunk_text_is_the_content() -> None:

@@ -229,17 +229,20 @@ def _plain_text(data: dict[str, Any]) -> str | None:
 
     Performance: most chunks of a stream are exactly this, and LiteLLM's chunk_parser builds and
     validates a pydantic ModelResponseStream for each (~14 us, a fifth of the plugin's CPU per
-    chunk). Anything else (reasoning, tool calls, finish reason, usage, an unusual field) still goes
-    through LiteLLM; tests/test_litellm_contract.py checks both give the same turn.
+    chunk). Real servers send fields that say "nothing" beside the text (OpenAI and DashScope
+    `"usage": null` on every chunk, DeepSeek `"reasoning_content": null`): a null field is no field.
+    Anything else (reasoning, tool calls, a finish reason, an unusual field) still goes through
+    LiteLLM; tests/test_litellm_contract.py checks both give the same turn on recorded streams.
+    Usage is not part of a turn (the dialect reads it from the event).
     """
     choices = data.get("choices")
-    if not isinstance(choices, list) or len(choices) != 1 or "usage" in data:
+    if not isinstance(choices, list) or len(choices) != 1:
         return None
     choice = choices[0]
     if not isinstance(choice, dict) or choice.get("finish_reason") is not None:
         return None
     delta = choice.get("delta")
-    if not isinstance(delta, dict) or not delta.keys() <= _PLAIN_DELTA_KEYS:
+    if not isinstance(delta, dict) or any(v is not None for k, v in delta.items() if k not in _PLAIN_DELTA_KEYS):
         return None
     text = delta.get("content")
     return text if isinstance(text, str) and text else None
