@@ -26,7 +26,8 @@ class Dialect(ABC):
     modes: ClassVar[frozenset[str]]  # the LiteLLM `model_info.mode` values of the models it can serve
 
 
-@dataclass(frozen=True, slots=True)
+# TokenCounts and ChatChunk are built per stream chunk: slotted, not frozen (see ChatTurn).
+@dataclass(slots=True)
 class TokenCounts:
     prompt: int | None
     completion: int | None
@@ -40,7 +41,7 @@ class ChatAnswer:
     system_fingerprint: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChatChunk:
     turn: ChatTurn | None  # None for an event without choices (a usage-only event)
     model: str | None

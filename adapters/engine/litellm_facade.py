@@ -116,7 +116,9 @@ class NoTranslationError(LookupError):
     """LiteLLM has no translation of this kind for the route's provider."""
 
 
-@dataclass(frozen=True, slots=True)
+# Per stream chunk values are slotted but not frozen: a frozen dataclass's __init__ sets each field
+# through object.__setattr__, ~1.5 us instead of ~0.5 us per object on the benchmark machine.
+@dataclass(slots=True)
 class ToolCallPart:
     """A tool call of a chat answer, or one fragment of one in a stream (what a fragment omits is None)."""
 
@@ -126,7 +128,7 @@ class ToolCallPart:
     arguments: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChatTurn:
     """The assistant's part of a chat answer, or of one stream chunk: its first choice, as LiteLLM reads it."""
 
@@ -242,7 +244,11 @@ def _plain_text(data: dict[str, Any]) -> str | None:
     if not isinstance(choice, dict) or choice.get("finish_reason") is not None:
         return None
     delta = choice.get("delta")
-    if not isinstance(delta, dict) or any(v is not None for k, v in delta.items() if k not in _PLAIN_DELTA_KEYS):
+    if not isinstance(delta, dict):
+        return None
+    if not delta.keys() <= _PLAIN_DELTA_KEYS and any(
+        v is not None for k, v in delta.items() if k not in _PLAIN_DELTA_KEYS
+    ):
         return None
     text = delta.get("content")
     return text if isinstance(text, str) and text else None
