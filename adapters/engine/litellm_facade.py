@@ -288,11 +288,16 @@ def count_tokens(*, model: str, messages: list[dict[str, Any]] | None = None, te
 # Embedding, rerank, transcription, speech
 
 
-def _embedding_config(provider: str, model: str) -> Any:
-    config = _engine().ProviderConfigManager.get_provider_embedding_config(model, _provider(provider))
+def _found(config: Any, what: str, provider: str) -> Any:
+    """A ProviderConfigManager lookup's answer; None means LiteLLM has no such translation."""
     if config is None:
-        raise NoTranslationError(f"LiteLLM has no embedding translation for provider {provider!r}")
+        raise NoTranslationError(f"LiteLLM has no {what} translation for provider {provider!r}")
     return config
+
+
+def _embedding_config(provider: str, model: str) -> Any:
+    manager = _engine().ProviderConfigManager
+    return _found(manager.get_provider_embedding_config(model, _provider(provider)), "embedding", provider)
 
 
 def embedding_request_body(
@@ -345,10 +350,10 @@ def parse_rerank_answer(*, provider: str, model: str, response: httpx.Response) 
 
 
 def _transcription_config(provider: str, model: str) -> Any:
-    config = _engine().ProviderConfigManager.get_provider_audio_transcription_config(model, _provider(provider))
-    if config is None:
-        raise NoTranslationError(f"LiteLLM has no transcription translation for provider {provider!r}")
-    return config
+    manager = _engine().ProviderConfigManager
+    return _found(
+        manager.get_provider_audio_transcription_config(model, _provider(provider)), "transcription", provider
+    )
 
 
 def transcription_form_fields(
@@ -369,8 +374,7 @@ def parse_transcription_answer(*, provider: str, model: str, response: httpx.Res
 
 def speech_request_body(*, provider: str, model: str, text: str, voice: str) -> dict[str, Any]:
     """The JSON body LiteLLM's text-to-speech translation builds for `provider`."""
-    config = _engine().ProviderConfigManager.get_provider_text_to_speech_config(model, _provider(provider))
-    if config is None:
-        raise NoTranslationError(f"LiteLLM has no text-to-speech translation for provider {provider!r}")
+    manager = _engine().ProviderConfigManager
+    config = _found(manager.get_provider_text_to_speech_config(model, _provider(provider)), "text-to-speech", provider)
     voice_field, params = config.map_openai_params(model, {}, voice=voice, drop_params=False)
     return config.transform_text_to_speech_request(model, text, voice_field, params, {}, {})["dict_body"]

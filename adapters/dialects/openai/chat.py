@@ -9,7 +9,7 @@ answer and each stream event (reasoning from `reasoning_content` or `reasoning`)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -89,8 +89,7 @@ def openai_messages(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
     return converted
 
 
-def wire_params(params: Mapping[str, Any], tools: Sequence[PromptMessageTool], stream: bool) -> dict[str, Any]:
-    """OpenAI `params` plus streaming with usage and function tools, as chat and completion send them."""
+def _wire_params(params: Mapping[str, Any], tools: Sequence[PromptMessageTool], stream: bool) -> dict[str, Any]:
     wire = dict(params)
     if stream:
         wire["stream"] = True
@@ -103,31 +102,9 @@ def wire_params(params: Mapping[str, Any], tools: Sequence[PromptMessageTool], s
     return wire
 
 
-def read_answer(response: httpx.Response, parse: Callable[..., ChatTurn]) -> ChatAnswer:
-    """A blocking chat-shaped answer, its first choice read by `parse`."""
-    path = route_path(response)
-    data = json_answer(response)
-    if not isinstance(data.get("choices"), list) or not data["choices"]:
-        raise stream_error(path, f"the answer has no choices (its fields: {field_names(data)})")
-    with unusable_answer(path):
-        turn = parse(data=data)
-    usage = data.get("usage") or {}
-    return ChatAnswer(
-        turn=turn,
-        model=data.get("model"),
-        usage=TokenCounts(usage.get("prompt_tokens"), usage.get("completion_tokens")),
-        system_fingerprint=data.get("system_fingerprint"),
-    )
-
-
-def chunk_of(data: dict[str, Any], turn: ChatTurn | None) -> ChatChunk:
-    """One stream event with its `turn`; usage is read from the event that carries it."""
-    usage = data.get("usage")
-    counts = TokenCounts(usage.get("prompt_tokens"), usage.get("completion_tokens")) if usage else None
-    return ChatChunk(turn=turn, model=data.get("model"), usage=counts)
-
-
 class OpenAIChat(ChatDialect):
+    """The chat wire format; the completion dialect (openai/completion.py) overrides the three `_` hooks."""
+
     name = "openai"
     modes = frozenset({"chat"})
 
@@ -141,14 +118,38 @@ class OpenAIChat(ChatDialect):
         tools: Sequence[PromptMessageTool],
         stream: bool,
     ) -> dict[str, Any]:
-        wire = wire_params(params, tools, stream)
-        return chat_request_body(provider=provider, model=model, messages=openai_messages(messages), params=wire)
+        return self._body(provider, model, messages, _wire_params(params, tools, stream))
 
     def parse_answer(self, response: httpx.Response) -> ChatAnswer:
-        return read_answer(response, parse_chat_answer)
+        path = route_path(response)
+        data = json_answer(response)
+        if not isinstance(data.get("choices"), list) or not data["choices"]:
+            raise stream_error(path, f"the answer has no choices (its fields: {field_names(data)})")
+        with unusable_answer(path):
+            turn = self._answer_turn(data)
+        usage = data.get("usage") or {}
+        return ChatAnswer(
+            turn=turn,
+            model=data.get("model"),
+            usage=TokenCounts(usage.get("prompt_tokens"), usage.get("completion_tokens")),
+            system_fingerprint=data.get("system_fingerprint"),
+        )
 
     def parse_chunk(self, data: dict[str, Any]) -> ChatChunk:
-        return chunk_of(data, parse_chat_chunk(data=data))
+        usage = data.get("usage")  # only on the event that carries it
+        counts = TokenCounts(usage.get("prompt_tokens"), usage.get("completion_tokens")) if usage else None
+        return ChatChunk(turn=self._chunk_turn(data), model=data.get("model"), usage=counts)
+
+    def _body(
+        self, provider: str, model: str, messages: Sequence[PromptMessage], params: dict[str, Any]
+    ) -> dict[str, Any]:
+        return chat_request_body(provider=provider, model=model, messages=openai_messages(messages), params=params)
+
+    def _answer_turn(self, data: dict[str, Any]) -> ChatTurn:
+        return parse_chat_answer(data=data)
+
+    def _chunk_turn(self, data: dict[str, Any]) -> ChatTurn | None:
+        return parse_chat_chunk(data=data)
 
 
 DIALECT = OpenAIChat()

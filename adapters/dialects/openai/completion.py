@@ -1,20 +1,20 @@
 """OpenAI text completions (`/v1/completions`): one prompt in, its `text` out, through LiteLLM's translation.
 
-The prompt is the text of the messages, in order. Answers and stream events are read in the chat
-shape (`text` as the content), so the LLM adapter relays them like chat answers.
+The prompt is the text of the messages, in order; parameters, streaming and the answer's envelope
+are the chat format's. Answers and stream events are read in the chat shape (`text` as the
+content), so the LLM adapter relays them like chat answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import httpx
-from dify_plugin.entities.model.message import PromptMessage, PromptMessageContentType, PromptMessageTool
+from dify_plugin.entities.model.message import PromptMessage, PromptMessageContentType
 
-from adapters.dialects.kinds import ChatAnswer, ChatChunk, ChatDialect
-from adapters.dialects.openai.chat import chunk_of, read_answer, wire_params
+from adapters.dialects.openai.chat import OpenAIChat
 from adapters.engine.litellm_facade import (
+    ChatTurn,
     parse_text_completion_answer,
     parse_text_completion_chunk,
     text_completion_request_body,
@@ -32,28 +32,20 @@ def _prompt_text(messages: Sequence[PromptMessage]) -> str:
     return "\n".join(texts)
 
 
-class OpenAICompletion(ChatDialect):
+class OpenAICompletion(OpenAIChat):
     name = "openai-completion"
     modes = frozenset({"completion"})
 
-    def request_body(
-        self,
-        *,
-        provider: str,
-        model: str,
-        messages: Sequence[PromptMessage],
-        params: Mapping[str, Any],
-        tools: Sequence[PromptMessageTool],
-        stream: bool,
+    def _body(
+        self, provider: str, model: str, messages: Sequence[PromptMessage], params: dict[str, Any]
     ) -> dict[str, Any]:
-        wire = wire_params(params, tools, stream)
-        return text_completion_request_body(model=model, prompt=_prompt_text(messages), params=wire)
+        return text_completion_request_body(model=model, prompt=_prompt_text(messages), params=params)
 
-    def parse_answer(self, response: httpx.Response) -> ChatAnswer:
-        return read_answer(response, parse_text_completion_answer)
+    def _answer_turn(self, data: dict[str, Any]) -> ChatTurn:
+        return parse_text_completion_answer(data=data)
 
-    def parse_chunk(self, data: dict[str, Any]) -> ChatChunk:
-        return chunk_of(data, parse_text_completion_chunk(data=data))
+    def _chunk_turn(self, data: dict[str, Any]) -> ChatTurn | None:
+        return parse_text_completion_chunk(data=data)
 
 
 DIALECT = OpenAICompletion()
