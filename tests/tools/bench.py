@@ -644,12 +644,20 @@ def _git_revision(root: Path) -> str:
 # --------------------------------------------------------------------------- main
 
 
-def run(args: argparse.Namespace) -> Results:
-    from adapters.catalog.loader import default_catalog
+def catalog_max_chunks(plugin_dir: Path) -> int:
+    """The embedding model's max_chunks in the plugin's catalog, read in a child process: importing
+    adapters/ imports dify_plugin, whose gevent monkey patch must not reach this measuring process (with
+    it, the stdio driver's first request got no answer within 60 s, and the raw client would run on gevent)."""
+    code = (
+        "from adapters.catalog.loader import default_catalog; "
+        f"print(default_catalog().get('text-embedding', {EMBEDDING_MODEL!r}).info.max_chunks)"
+    )
+    return int(subprocess.run([sys.executable, "-c", code], cwd=plugin_dir, check=True, capture_output=True).stdout)
 
-    model = default_catalog().get("text-embedding", EMBEDDING_MODEL)
-    max_chunks = (model.info.max_chunks if model else None) or 1
+
+def run(args: argparse.Namespace) -> Results:
     plugin_dir: Path = args.plugin_dir.resolve()
+    max_chunks = catalog_max_chunks(plugin_dir)
     workdir = Path(tempfile.mkdtemp(prefix="aigw-bench-"))
     try:
         tls = make_tls(workdir)
