@@ -23,7 +23,6 @@ import struct
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +57,11 @@ class Recording:
     shape: str
     fidelity: str
     source: str  # where it was recorded (cited in every test that replays it)
+    changed_body: bytes | None = None  # a variant's body, in place of the file's
 
-    @cached_property
+    @property
     def body(self) -> bytes:
-        return (BODIES_DIR / self.file).read_bytes()
+        return self.changed_body if self.changed_body is not None else (BODIES_DIR / self.file).read_bytes()
 
     @property
     def id(self) -> str:

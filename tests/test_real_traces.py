@@ -355,9 +355,7 @@ def _variant_cases():
     for name, stream, label, change in _VARIANTS:
         original = _by_file(name, stream)
         assert original is not None, f"{name} is not in sources.json"
-        body = change(original.body)
-        variant = dataclasses.replace(original, file=f"{name}~{label}")
-        variant.__dict__["body"] = body  # the changed body in place of the file's
+        variant = dataclasses.replace(original, file=f"{name}~{label}", changed_body=change(original.body))
         params.append(pytest.param(variant, id=variant.id))
     return params
 
