@@ -66,6 +66,13 @@ def test_base_path_and_gateway_model_name(llm, gateway) -> None:
     assert received.json()["model"] == "qwen-max-2025-01-25"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_no_messages_is_a_bad_request_before_any_request(llm, gateway, stream: bool) -> None:
+    with pytest.raises(InvokeBadRequestError, match=r"qwen-max.*no messages"):
+        list(llm.invoke("qwen-max", gateway.credentials(), [], {}, stream=stream))
+    assert gateway.emulator.received == []
+
+
 def test_empty_endpoint_model_name_sends_the_dify_model_name(llm, gateway) -> None:
     _chat(llm, gateway.credentials(endpoint_model_name="  "), "hi", model="my-custom-model", stream=False)
     assert gateway.last_json()["model"] == "my-custom-model"

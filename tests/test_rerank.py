@@ -95,9 +95,9 @@ def test_zero_threshold_is_no_threshold(reranker, gateway) -> None:
     assert len(result.docs) == len(DOCS)
 
 
-def test_empty_documents_are_refused_before_any_request(reranker, gateway) -> None:
-    with pytest.raises(InvokeBadRequestError, match=r"gte-rerank-v2.*no documents"):
-        reranker.invoke("gte-rerank-v2", gateway.credentials(), QUERY, [], None, None)
+def test_no_documents_is_an_empty_ranking_without_a_request(reranker, gateway) -> None:
+    result = reranker.invoke("gte-rerank-v2", gateway.credentials(), QUERY, [], None, None)
+    assert (result.model, result.docs) == ("gte-rerank-v2", [])
     assert gateway.emulator.received == []
 
 

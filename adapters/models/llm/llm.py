@@ -23,7 +23,7 @@ from adapters.dialects.kinds import ChatDialect
 from adapters.dialects.registry import dialect
 from adapters.gateway.errors import error_from_transport, to_invoke_error
 from adapters.gateway.transport import session_for
-from adapters.models.base import GatewayModel, checking_credentials
+from adapters.models.base import GatewayModel, bad_request, checking_credentials
 from adapters.models.llm.answer import UsageFn, blocking_result, collect_stream, relay_stream, result_as_stream
 from adapters.models.llm.request import build_chat_request, to_openai_messages
 from adapters.models.llm.streaming import plan_streaming
@@ -44,6 +44,8 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
     ) -> LLMResult | Generator[LLMResultChunk, None, None]:
         # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
         target = resolve_model("llm", model, credentials)
+        if not prompt_messages:
+            raise bad_request(target, "there are no messages to send.")
         streaming = plan_streaming(target.info, dify_stream=stream, with_tools=bool(tools))
         body = build_chat_request(
             target, default_catalog(), prompt_messages, model_parameters, tools, stop, streaming.on_wire

@@ -6,7 +6,8 @@ its index. `top_n` None or <= 0 means every document, and so does a `score_thres
 the plugin daemon turns Dify's null into 0 / 0.0 (its request struct in langgenius/dify-plugin-daemon
 `pkg/entities/requests/model.go` holds `TopN int` and `ScoreThreshold float64`), and a zero
 threshold must not drop the documents of a model that scores with raw, possibly negative logits.
-More documents than the model's `max_documents` go out in several requests and are ranked together.
+More documents than the model's `max_documents` go out in several requests and are ranked together;
+no documents at all is an empty result, without a request.
 The route's dialect (adapters/dialects/) writes the body and reads the answer.
 """
 
@@ -39,7 +40,8 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
         # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
         target = resolve_model("rerank", model, credentials)
         if not docs:
-            raise bad_request(target, "there are no documents to rerank.")
+            # As the SDK's reference rerank model answers: nothing to rank is an empty ranking.
+            return RerankResult(model=target.name, docs=[])
         if not query or not query.strip():
             raise bad_request(target, "the query is empty.")
         limit = top_n if top_n and top_n > 0 else None
