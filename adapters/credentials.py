@@ -24,6 +24,9 @@ from dify_plugin.errors.model import CredentialsValidateFailedError
 _HEADER_NAME: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 PRINTABLE_ASCII: Final = re.compile(r"[\x20-\x7e]*")
 # Headers that carry HTTP framing or routing; putting a credential there would break the request.
+# A scheme-word field (api_key_prefix, jwt_header_prefix) set to this sends the credential alone: Dify
+# stores a field the user emptied as absent, which means the default word, so "none" needs a word.
+NO_PREFIX: Final = "none"
 _RESERVED_HEADERS: Final = frozenset(
     {"host", "content-length", "content-type", "transfer-encoding", "connection", "te", "upgrade"}
 )
@@ -77,6 +80,11 @@ def header_value(credentials: Mapping[str, Any], field: str) -> str:
     if not PRINTABLE_ASCII.fullmatch(value):
         raise credential_error(field, "contains characters that cannot be sent in an HTTP header.")
     return value
+
+
+def is_token(value: str) -> bool:
+    """An RFC 9110 token: a header name, or an auth scheme word such as Bearer."""
+    return bool(_HEADER_NAME.fullmatch(value))
 
 
 def header_name(credentials: Mapping[str, Any], field: str, default: str) -> str:

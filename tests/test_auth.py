@@ -271,6 +271,32 @@ def test_api_key_lowercase_authorization_still_gets_bearer() -> None:
     assert wire.headers["authorization"] == "Bearer sk-abc"
 
 
+@pytest.mark.parametrize("pasted", ["Bearer sk-abc", "bearer  sk-abc", "BEARER sk-abc"])
+def test_api_key_pasted_with_its_scheme_word_is_sent_with_it_once(pasted: str) -> None:
+    wire = send(auth_from_credentials({"api_key": pasted}), json={})
+    assert wire.headers["authorization"] == "Bearer sk-abc"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "sent"), [("none", "sk-abc"), ("NONE", "sk-abc"), ("", "sk-abc"), ("Token", "Token sk-abc")]
+)
+def test_api_key_prefix_sets_the_word_before_the_key(prefix: str, sent: str) -> None:
+    # Open-source Higress key-auth compares the header value verbatim: `none` sends the key alone.
+    wire = send(auth_from_credentials({"api_key": "sk-abc", "api_key_prefix": prefix}), json={})
+    assert wire.headers["authorization"] == sent
+
+
+def test_api_key_prefix_on_a_custom_header_and_a_pasted_key_with_another_word() -> None:
+    fields = {"api_key": "Bearer sk-abc", "api_key_header": "X-API-Key", "api_key_prefix": "Token"}
+    assert send(auth_from_credentials(fields), json={}).headers["x-api-key"] == "Token Bearer sk-abc"
+
+
+@pytest.mark.parametrize("prefix", ["Bear er", "Bearer:", "Bé"])
+def test_api_key_prefix_that_is_not_one_word_is_refused(prefix: str) -> None:
+    with pytest.raises(CredentialsValidateFailedError, match=r"^Credential field 'api_key_prefix': must be one word"):
+        auth_from_credentials({"api_key": "sk-abc", "api_key_prefix": prefix})
+
+
 def test_api_key_in_query_replaces_header_and_keeps_other_params() -> None:
     auth = auth_from_credentials({"api_key": "sk-abc", "api_key_query": "apikey", "api_key_header": "X-Ignored"})
     wire = send(auth, "GET", "/v1/models?x=1&apikey=stale")
@@ -332,8 +358,8 @@ def test_jwt_hs256_from_jwk_set_uses_first_key_kid_and_custom_header() -> None:
     assert_fresh_claims(claims, lifetime=600)
 
 
-@pytest.mark.parametrize("prefix", ["", "   "])
-def test_jwt_empty_prefix_sends_token_only(prefix: str) -> None:
+@pytest.mark.parametrize("prefix", ["", "   ", "none", "None"])
+def test_jwt_empty_or_none_prefix_sends_token_only(prefix: str) -> None:
     jwk = json.dumps({"kty": "oct", "k": b64url(HS_SECRET)})
     wire = send(auth_from_credentials(jwt_credentials(jwk, "HS256", jwt_header_prefix=prefix)), json={})
     token = wire.headers["authorization"]

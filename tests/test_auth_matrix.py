@@ -124,6 +124,7 @@ def auth_methods() -> dict[str, AuthMethod]:
 
     for id_, extra in (
         ("key-bearer", {}),
+        ("key-verbatim", {"api_key_prefix": "none"}),  # open-source Higress: Authorization read verbatim
         ("key-header", {"api_key_header": "X-API-Key"}),
         ("key-query", {"api_key_query": "apikey"}),
     ):
@@ -132,6 +133,7 @@ def auth_methods() -> dict[str, AuthMethod]:
             name=f"c-{id_}",
             api_key=key,
             api_key_header=extra.get("api_key_header", "Authorization"),
+            api_key_prefix="" if "api_key_prefix" in extra else "Bearer",
             api_key_query=extra.get("api_key_query"),
         )
         methods.append(AuthMethod(id_, consumer, {"auth_method": "api_key", "api_key": key, **extra}, (key,)))
@@ -255,6 +257,7 @@ def auth_methods() -> dict[str, AuthMethod]:
 
 METHOD_IDS = (
     "key-bearer",
+    "key-verbatim",
     "key-header",
     "key-query",
     "jwt-hs256",
@@ -347,6 +350,9 @@ def check_wire(method: AuthMethod, received: ReceivedRequest, verdict: Authentic
     match method.id:
         case "key-bearer":
             assert headers["authorization"] == f"Bearer {method.consumer.api_key}"
+            assert credential_headers == {"authorization"} and query_keys == []
+        case "key-verbatim":
+            assert headers["authorization"] == method.consumer.api_key  # the key alone, no scheme word
             assert credential_headers == {"authorization"} and query_keys == []
         case "key-header":
             assert headers["x-api-key"] == method.consumer.api_key  # as-is, no scheme word

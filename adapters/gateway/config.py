@@ -38,6 +38,7 @@ GATEWAY_FIELDS: Final = (
     "auth_method",
     "api_key",
     "api_key_header",
+    "api_key_prefix",
     "api_key_query",
     "jwt_jwks",
     "jwt_algorithm",

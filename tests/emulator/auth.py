@@ -43,14 +43,17 @@ class Consumer:
     """One gateway consumer and its credentials (any subset of the three schemes).
 
     api_key: with api_key_header="Authorization" (default) the client must send exactly
-    "Authorization: Bearer <api_key>"; with any other header the bare key; with
-    api_key_query set, the key comes from that query parameter instead of a header.
+    "Authorization: <api_key_prefix> <api_key>" ("Bearer", the AI Gateway console's credential
+    source; "" for open-source Higress key-auth, which compares the header verbatim, so the bare
+    key); with any other header the bare key; with api_key_query set, the key comes from that
+    query parameter instead of a header.
     jwt_jwks: a JWK set {"keys": [...]}; HS* keys are {"kty":"oct","k":<base64url secret>}.
     """
 
     name: str
     api_key: str | None = None
     api_key_header: str = "Authorization"
+    api_key_prefix: str = "Bearer"
     api_key_query: str | None = None
     jwt_jwks: Mapping[str, Any] | None = None
     jwt_issuer: str | None = None
@@ -71,8 +74,8 @@ class Consumer:
     @property
     def expected_key_value(self) -> str:
         assert self.api_key is not None
-        if self.key_source == ("header", "authorization"):
-            return f"Bearer {self.api_key}"
+        if self.key_source == ("header", "authorization") and self.api_key_prefix:
+            return f"{self.api_key_prefix} {self.api_key}"
         return self.api_key
 
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from dify_plugin.errors.model import CredentialsValidateFailedError
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from adapters.credentials import PRINTABLE_ASCII, credential_error, header_name, required_text, text
+from adapters.credentials import NO_PREFIX, PRINTABLE_ASCII, credential_error, header_name, required_text, text
 
 Clock = Callable[[], float]
 
@@ -354,10 +354,13 @@ def _jwt_lifetime(fields: Mapping[str, Any]) -> int:
 
 
 def _jwt_prefix(fields: Mapping[str, Any]) -> str:
-    # Absent means the gateway default "Bearer"; an explicitly empty value means "token only".
+    # Absent means the gateway default "Bearer"; `none` (Dify stores an emptied field as absent) or an
+    # explicitly empty value means "token only".
     if fields.get("jwt_header_prefix") is None:
         return "Bearer"
     prefix = text(fields, "jwt_header_prefix")
+    if prefix.lower() == NO_PREFIX:
+        return ""
     if not PRINTABLE_ASCII.fullmatch(prefix):
         raise credential_error("jwt_header_prefix", "contains characters that cannot be sent in an HTTP header.")
     return prefix
