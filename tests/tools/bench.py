@@ -36,10 +36,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# dify_plugin applies gevent's monkey patching on import, and the catalog (read in `run`) imports
-# it; patched after the emulator processes and the driver's reader threads exist, the driver never
-# sees the plugin's answer. Imported first, everything below runs patched from the start.
-import dify_plugin  # noqa: F401
 import httpx
 
 from tests.emulator import Consumer, GatewayEmulator, serve
