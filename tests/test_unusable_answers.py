@@ -14,8 +14,9 @@ import pytest
 from dify_plugin.entities.model.message import UserPromptMessage
 from dify_plugin.errors.model import InvokeServerUnavailableError
 
-from tests.conftest import adapter
+from tests.conftest import PLUGIN_ROOT, adapter
 from tests.emulator import Request, Response, serve
+from tests.stdio_driver import PluginProcess, PluginSessionError, chat_data
 
 MARK = "PRIVATE-ANSWER-7731"
 JSON = "application/json"
@@ -112,3 +113,20 @@ def test_an_unusable_answer_is_described_not_quoted(call: str, content_type: str
     message = str(caught.value)
     assert "is unusable: " in message and expected in message, message
     assert MARK not in message and "PRIVATE" not in message, message
+
+
+def test_the_traceback_dify_receives_holds_no_answer_either() -> None:
+    """The SDK sends the error's traceback with its causes; LiteLLM's cause quotes the whole answer."""
+    body = _json({"choices": [{"message": MARK}]})
+
+    def answer(request: Request) -> Response:
+        return Response(200, [("Content-Type", JSON)], body)
+
+    credentials = {"api_key": "sk-unusable", "max_retries": "0"}
+    with serve(answer) as base_url, PluginProcess.start(PLUGIN_ROOT, env={"INSTALL_METHOD": "local"}) as plugin:
+        data = chat_data("aliyun_ai_gateway", "qwen-max", {**credentials, "endpoint_url": f"{base_url}/v1"}, "q")
+        with pytest.raises(PluginSessionError) as caught:
+            plugin.request("invoke_llm", {**data, "stream": False})
+    assert caught.value.error_type == "InvokeServerUnavailableError"
+    assert caught.value.traceback and "could not be read" in caught.value.traceback
+    assert MARK not in json.dumps(caught.value.error_args) + plugin.stderr_text()

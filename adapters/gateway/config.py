@@ -15,6 +15,8 @@ exists. Where each field goes:
     extra_headers  ((name, value), ...) sent with every request; none yet (a later credential field)
 
 Secrets live only in fields left out of `repr()`: the auth configs' keys and the extra headers.
+`secrets()` lists them for the one place that masks them out of errors and logs
+(adapters/gateway/redaction.py).
 """
 
 from __future__ import annotations
@@ -85,6 +87,12 @@ class GatewayConfig:
     timeouts: Timeouts
     tls: TlsConfig
     extra_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+    def secrets(self, request: httpx.Request | None = None) -> tuple[tuple[str, str], ...]:
+        """(field, value) of every credential value, with those the auth put on `request` (a JWT, an
+        HMAC signature): what a report must mask (adapters/gateway/redaction.py)."""
+        headers = ((f"header {name}", value) for name, value in self.extra_headers)
+        return (*self.auth.secrets(request), *headers)
 
     @property
     def endpoint(self) -> Endpoint:

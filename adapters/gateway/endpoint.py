@@ -36,11 +36,18 @@ def endpoint_from_url(raw: str, field: str = "endpoint_url") -> Endpoint:
     """The endpoint a base URL names; `field` is the credential it came from, for the error."""
     if not raw:
         raise credential_error(field, "is required, e.g. https://gw.example.com/v1.")
+    # Checked before anything quotes the URL: `user:password@` may hold a secret, and with no
+    # scheme (`key@gw.example.com/v1`) urlsplit would not see it as user-info at all.
+    if "@" in raw.partition("://")[2 if "://" in raw else 0].split("/")[0]:
+        raise credential_error(field, "must not carry a user name or password; use the auth fields instead.")
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise credential_error(field, f"must be an http:// or https:// URL with a host, got {raw!r}.")
-    if parts.username or parts.password:
-        raise credential_error(field, "must not carry a user name or password; use the auth fields instead.")
+        # The value is described, not quoted: a key pasted into the wrong field must not be echoed.
+        found = f"scheme {parts.scheme[:16]!r}" if parts.scheme not in ("http", "https", "") else "no http(s) scheme"
+        found = "no host" if parts.scheme in ("http", "https") else found
+        raise credential_error(
+            field, f"must be an http:// or https:// URL with a host, e.g. https://gw.example.com/v1; it has {found}."
+        )
     if parts.query or parts.fragment:
         raise credential_error(field, "must not have a query string or fragment.")
     path = parts.path.rstrip("/")

@@ -10,14 +10,17 @@
     malformed JSON, stream cut short        InvokeServerUnavailableError
 
 Every message names the gateway route (path only: a query may hold a key), carries the gateway's
-own words and request id where it sent them, and never a credential.
+own words and request id where it sent them, and never a credential: what leaves the plugin goes
+through `as_reported`, which masks the session's credential values (adapters/gateway/redaction.py)
+and cuts the error from the exceptions that caused it.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Final
 
 import httpx
@@ -249,3 +252,31 @@ def to_invoke_error(exc: BaseException) -> InvokeError:
         if isinstance(exc, tuple(causes)):
             return invoke_error(f"AI Gateway request failed: {_clip(str(exc))}")
     return InvokeError(f"AI Gateway request failed: {type(exc).__name__}: {_clip(str(exc))}")
+
+
+def as_reported(exc: BaseException, redact: Callable[[str], str] | None = None) -> InvokeError:
+    """`exc` as the InvokeError Dify is given: mapped, with `redact` masking its text, and with no
+    chain of causes, on it or on `exc`.
+
+    The SDK sends Dify the traceback of whatever a model raises, causes included, and raises the
+    mapped error `from` the original. A cause's message may quote what the plugin must not
+    report: an answer (a parser's message, LiteLLM's traceback text with the response in it), a
+    header value (httpx's), an unmasked gateway message. So both lose their chain, and the
+    traceback shows the reported message only.
+    """
+    error = to_invoke_error(exc)
+    if redact is not None and (masked := redact(str(error))) != str(error):
+        error = type(error)(masked)
+    for done in (exc, error):
+        done.__cause__ = done.__context__ = None
+        done.__suppress_context__ = True
+    return error
+
+
+@contextmanager
+def reporting(redact: Callable[[str], str] | None = None) -> Iterator[None]:
+    """Around code whose failure goes to Dify as is (a relayed stream): re-raised `as_reported`."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - re-raised, mapped; `from None` keeps causes out of Dify's traceback
+        raise as_reported(exc, redact) from None

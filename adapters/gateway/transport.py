@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -28,7 +29,8 @@ import httpx
 from adapters.catalog.loader import Route
 from adapters.gateway.config import GatewayConfig, TlsConfig, config_key
 from adapters.gateway.endpoint import Endpoint
-from adapters.gateway.errors import error_from_response, error_from_transport, redirect_error
+from adapters.gateway.errors import error_from_response, error_from_transport, redirect_error, reporting
+from adapters.gateway.redaction import Redactor
 from adapters.gateway.retry import RETRY_STATUSES
 
 # httpx logs every request URL at INFO, and the SDK forwards INFO logs to Dify; a URL can carry an
@@ -87,6 +89,15 @@ class GatewaySession:
     def endpoint(self) -> Endpoint:
         return self.config.endpoint
 
+    def redactor(self, request: httpx.Request | None = None) -> Redactor:
+        """Masks this configuration's credential values, and those its auth put on `request`."""
+        return Redactor(self.config.secrets(request))
+
+    def reporting(self, request: httpx.Request | None = None) -> AbstractContextManager[None]:
+        """Around work whose failure reaches Dify: raised as a mapped InvokeError with no credential
+        value in its text (`redactor`) and no chain of causes (gateway/errors.py, `as_reported`)."""
+        return reporting(lambda text: self.redactor(request)(text))
+
     def send(
         self,
         route: Route,
@@ -114,6 +125,10 @@ class GatewaySession:
 
     def send_request(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         """Send with retries (gateway/retry.py); each attempt runs the auth flow again, so is freshly signed."""
+        with self.reporting(request):
+            return self._send_with_retries(request, stream)
+
+    def _send_with_retries(self, request: httpx.Request, stream: bool) -> httpx.Response:
         attempt = 0
         while True:
             try:

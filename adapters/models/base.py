@@ -19,7 +19,7 @@ from adapters.catalog.dify_schema import model_entity
 from adapters.catalog.loader import CatalogModel, default_catalog
 from adapters.catalog.resolver import MODEL_FORM_FIELDS, customizable_model
 from adapters.engine.litellm_facade import NoTranslationError
-from adapters.gateway.errors import INVOKE_ERROR_MAPPING, to_invoke_error
+from adapters.gateway.errors import INVOKE_ERROR_MAPPING, as_reported
 
 
 def bad_request(model: CatalogModel, problem: str) -> InvokeBadRequestError:
@@ -43,8 +43,8 @@ def checking_credentials(model: str) -> Iterator[None]:
         yield
     except CredentialsValidateFailedError:
         raise
-    except Exception as exc:
-        raise CredentialsValidateFailedError(f"Model {model!r}: {to_invoke_error(exc)}") from exc
+    except Exception as exc:  # noqa: BLE001 - re-raised, mapped; `from None` keeps causes out of Dify's traceback
+        raise CredentialsValidateFailedError(f"Model {model!r}: {as_reported(exc)}") from None
 
 
 @functools.cache
@@ -69,8 +69,8 @@ class GatewayModel(AIModel):
 
     def _transform_invoke_error(self, error: Exception) -> InvokeError:
         # The SDK's version rewrites auth errors to a fixed text and needs a 3-level module path;
-        # ours keeps the gateway's own message.
-        return to_invoke_error(error)
+        # ours keeps the gateway's own message, and cuts the chain of causes the SDK would send on.
+        return as_reported(error)
 
     def get_model_schema(self, model: str, credentials: Mapping | None = None) -> AIModelEntity | None:
         """The SDK's lookup, with a customizable model's finished schema kept per model-form values.

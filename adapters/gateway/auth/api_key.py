@@ -31,6 +31,10 @@ class ApiKeyConfig:
     def client_auth(self) -> ApiKeyAuth:
         return ApiKeyAuth(self)
 
+    def secrets(self, request: httpx.Request | None = None) -> tuple[tuple[str, str], ...]:
+        """(field, value) of each value a report must not show (adapters/gateway/redaction.py)."""
+        return tuple(("api_key", key) for key in self.keys)
+
 
 def api_key_config(fields: Mapping[str, Any]) -> ApiKeyConfig:
     key = header_value(fields, "api_key")

@@ -169,6 +169,13 @@ class HmacConfig:
     def client_auth(self) -> HmacAuth:
         return HmacAuth(self)
 
+    def secrets(self, request: httpx.Request | None = None) -> tuple[tuple[str, str], ...]:
+        """(field, value) of each value a report must not show (adapters/gateway/redaction.py), with
+        the signature `request` carried: replayable while its timestamp is fresh."""
+        signature = request.headers.get("x-ca-signature", "") if request is not None else ""
+        keys = (("hmac_access_key", self.access_key), ("hmac_secret_key", self.secret_key))
+        return (*keys, ("hmac signature", signature)) if signature else keys
+
 
 def hmac_config(fields: Mapping[str, Any]) -> HmacConfig:
     access_key = header_value(fields, "hmac_access_key")

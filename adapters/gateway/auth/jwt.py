@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import re
 import threading
@@ -65,6 +66,19 @@ class JwtConfig:
 
     def client_auth(self) -> JwtAuth:
         return JwtAuth(self)
+
+    def secrets(self, request: httpx.Request | None = None) -> tuple[tuple[str, str], ...]:
+        """(field, value) of each value a report must not show (adapters/gateway/redaction.py): the
+        token `request` carried, and an HMAC key (an `oct` JWK) when it is text; asymmetric keys
+        never appear as text."""
+        found: list[tuple[str, str]] = []
+        sent = request.headers.get(self.header, "") if request is not None else ""
+        if sent:
+            found.append(("jwt", sent.removeprefix(f"{self.prefix} ") if self.prefix else sent))
+        if isinstance(self.key, bytes):
+            with contextlib.suppress(UnicodeDecodeError):
+                found.append(("jwt_jwks", self.key.decode("utf-8")))
+        return tuple(found)
 
 
 class JwtAuth(httpx.Auth):

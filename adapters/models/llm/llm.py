@@ -14,15 +14,14 @@ from typing import Any
 import httpx
 from dify_plugin.entities.model.llm import LLMResult, LLMResultChunk, LLMUsage
 from dify_plugin.entities.model.message import PromptMessage, PromptMessageTool, UserPromptMessage
-from dify_plugin.errors.model import InvokeError
 from dify_plugin.interfaces.model.large_language_model import LargeLanguageModel
 
 from adapters.catalog.loader import CatalogModel, default_catalog
 from adapters.catalog.resolver import resolve_model
 from adapters.dialects.kinds import ChatDialect
 from adapters.dialects.registry import dialect
-from adapters.gateway.errors import error_from_transport, to_invoke_error
-from adapters.gateway.transport import session_for
+from adapters.gateway.errors import error_from_transport
+from adapters.gateway.transport import GatewaySession, session_for
 from adapters.models.base import GatewayModel, bad_request, checking_credentials
 from adapters.models.llm.answer import UsageFn, blocking_result, collect_stream, relay_stream, result_as_stream
 from adapters.models.llm.request import build_chat_request, to_openai_messages
@@ -55,7 +54,7 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
         usage_for = self._usage_counter(target, body, prompt_messages)
         wire = dialect(ChatDialect, target.route.dialect)
         if streaming.on_wire and response.headers.get("content-type", "").startswith("text/event-stream"):
-            chunks = self._relay(target, wire, response, usage_for)
+            chunks = self._relay(target, wire, session, response, usage_for)
             return chunks if streaming.to_dify else collect_stream(target, chunks)
         if streaming.on_wire:
             # A stream request answered with plain JSON (some gateway plugins do): read it as one answer.
@@ -65,16 +64,20 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
         return result_as_stream(result) if streaming.to_dify else result
 
     def _relay(
-        self, target: CatalogModel, wire: ChatDialect, response: httpx.Response, usage_for: UsageFn
+        self,
+        target: CatalogModel,
+        wire: ChatDialect,
+        session: GatewaySession,
+        response: httpx.Response,
+        usage_for: UsageFn,
     ) -> Generator[LLMResultChunk, None, None]:
+        # The SDK relays this generator without mapping its errors, so they are reported here.
         try:
-            yield from relay_stream(target, wire, response, response.request.url.path, usage_for)
-        except InvokeError:
-            raise
-        except httpx.HTTPError as exc:
-            raise error_from_transport(response.request.method, response.request.url, exc) from exc
-        except Exception as exc:
-            raise to_invoke_error(exc) from exc
+            with session.reporting(response.request):
+                try:
+                    yield from relay_stream(target, wire, response, response.request.url.path, usage_for)
+                except httpx.HTTPError as exc:
+                    raise error_from_transport(response.request.method, response.request.url, exc) from exc
         finally:
             response.close()
 

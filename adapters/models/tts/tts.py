@@ -67,14 +67,16 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
     def _stream(
         self, target: CatalogModel, session: GatewaySession, pieces: list[str], voice: str
     ) -> Generator[bytes, None, None]:
-        wav_pieces: list[bytes] = []
-        for audio in self._synthesize_in_order(target, session, pieces, voice):
-            if len(pieces) > 1 and sniff_audio_format(audio[:64]) == WAV:
-                wav_pieces.append(audio)
-            else:
-                yield from daemon_chunks(audio)
-        if wav_pieces:
-            yield from daemon_chunks(join_wav(wav_pieces))
+        # The SDK relays this generator without mapping its errors, so they are reported here.
+        with session.reporting():
+            wav_pieces: list[bytes] = []
+            for audio in self._synthesize_in_order(target, session, pieces, voice):
+                if len(pieces) > 1 and sniff_audio_format(audio[:64]) == WAV:
+                    wav_pieces.append(audio)
+                else:
+                    yield from daemon_chunks(audio)
+            if wav_pieces:
+                yield from daemon_chunks(join_wav(wav_pieces))
 
     @staticmethod
     def _synthesize_in_order(
