@@ -37,7 +37,12 @@ def unusable_answer(path: str, what: str = "the answer") -> Iterator[None]:
     except InvokeError:
         raise
     except Exception as exc:
-        raise stream_error(path, f"{what} could not be read ({why_unreadable(exc)})") from exc
+        raise unreadable(path, what, exc) from exc
+
+
+def unreadable(path: str, what: str, exc: Exception) -> InvokeError:
+    """The 'answer is unusable' error for `exc`, raised while reading `what` (as unusable_answer raises it)."""
+    return stream_error(path, f"{what} could not be read ({why_unreadable(exc)})")
 
 
 def json_answer(response: httpx.Response) -> dict[str, Any]:

@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 from dify_plugin.entities.model.llm import LLMResult, LLMResultChunk, LLMResultChunkDelta, LLMUsage
 from dify_plugin.entities.model.message import AssistantPromptMessage
+from dify_plugin.errors.model import InvokeError
 
 from adapters.catalog.loader import CatalogModel
-from adapters.dialects.answers import unusable_answer
+from adapters.dialects.answers import unreadable
 from adapters.dialects.kinds import ChatAnswer, ChatDialect, TokenCounts
 from adapters.engine.litellm_facade import ChatTurn, ToolCallPart
 from adapters.gateway.errors import error_from_event, stream_error
@@ -174,7 +175,8 @@ def relay_stream(
     for number, data in enumerate(events, start=1):
         if "error" in data:
             raise error_from_event(route_path, data)
-        with unusable_answer(route_path, f"event {number}"):
+        # try/except, not `with unusable_answer(...)`: a context manager per chunk cost 4 us (timeit).
+        try:
             chunk = dialect.parse_chunk(data)
             usage = chunk.usage or usage
             turn = chunk.turn
@@ -187,6 +189,10 @@ def relay_stream(
             if turn.tool_calls:
                 tools.add(turn.tool_calls)
             finish_reason = turn.finish_reason or finish_reason
+        except InvokeError:
+            raise
+        except Exception as exc:
+            raise unreadable(route_path, f"event {number}", exc) from exc
         if text:
             produced.append(text)
             yield LLMResultChunk(
