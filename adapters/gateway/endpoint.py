@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from adapters.catalog.loader import Route
 from adapters.credentials import credential_error
 
 _ROUTE_SUFFIXES = (
@@ -28,8 +27,9 @@ _ROUTE_SUFFIXES = (
 class Endpoint:
     base_url: str
 
-    def url(self, route: Route) -> str:
-        return self.base_url + route.path
+    def url(self, path: str) -> str:
+        """The URL of a route path (`/v1/...` or `/api/v1/...`, as routes.yaml writes it)."""
+        return self.base_url + path
 
 
 def endpoint_from_url(raw: str, field: str = "endpoint_url") -> Endpoint:

@@ -26,7 +26,6 @@ from typing import Any
 import certifi
 import httpx
 
-from adapters.catalog.loader import Route
 from adapters.gateway.config import GatewayConfig, TlsConfig, config_key
 from adapters.gateway.endpoint import Endpoint
 from adapters.gateway.errors import error_from_response, error_from_transport, redirect_error, reporting
@@ -100,7 +99,7 @@ class GatewaySession:
 
     def send(
         self,
-        route: Route,
+        path: str,
         *,
         json: Any = None,
         files: Mapping[str, Any] | None = None,
@@ -108,14 +107,14 @@ class GatewaySession:
         stream: bool = False,
         answer: Answer = Answer.JSON,
     ) -> httpx.Response:
-        """POST to a route; returns a 2xx response (open when `stream`) or raises a mapped InvokeError.
+        """POST to a route path; returns a 2xx response (open when `stream`) or raises a mapped InvokeError.
 
         A streamed request asks for `text/event-stream`; any other asks for what `answer` names.
         """
         accept = Answer.EVENT_STREAM if stream else answer
         request = self.client.build_request(
             "POST",
-            self.endpoint.url(route),
+            self.endpoint.url(path),
             json=json,
             files=files,
             data=data,

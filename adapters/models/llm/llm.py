@@ -50,7 +50,7 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
             target, default_catalog(), prompt_messages, model_parameters, tools, stop, streaming.on_wire
         )
         session = session_for(credentials)
-        response = session.send(target.route, json=body, stream=streaming.on_wire)
+        response = session.send(target.route.path, json=body, stream=streaming.on_wire)
         usage_for = self._usage_counter(target, body, prompt_messages)
         wire = dialect(ChatDialect, target.route.dialect)
         if streaming.on_wire and response.headers.get("content-type", "").startswith("text/event-stream"):

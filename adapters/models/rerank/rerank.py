@@ -54,7 +54,7 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
             batch = docs[start : start + size]
             top_n = min(limit, len(batch)) if limit else None
             body = wire.request_body(provider=provider, model=name, query=query, documents=batch, top_n=top_n)
-            response = session.send(target.route, json=body)
+            response = session.send(target.route.path, json=body)
             answer = wire.parse_answer(provider=provider, model=name, response=response, count=len(batch))
             scores.update((start + index, score) for index, score in answer.items())
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))

@@ -71,7 +71,7 @@ class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
                 prompt=_option(credentials, "prompt", info.supports_prompt),
             )
         session = session_for(credentials)
-        response = session.send(target.route, files={"file": upload}, data=fields)
+        response = session.send(target.route.path, files={"file": upload}, data=fields)
         return wire.parse_answer(provider=provider, model=name, response=response)
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:

@@ -60,7 +60,7 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
                 body = wire.request_body(
                     provider=provider, model=name, texts=batch, input_type=kind, dimensions=dimensions
                 )
-            response = session.send(target.route, json=body)
+            response = session.send(target.route.path, json=body)
             answer = wire.parse_answer(
                 provider=provider, model=name, response=response, count=len(batch), dimensions=dimensions
             )

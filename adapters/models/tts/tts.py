@@ -88,7 +88,7 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
         def synthesize(text: str) -> bytes:
             with translated_by_litellm(target):
                 body = wire.request_body(provider=provider, model=name, text=text, voice=voice, audio_type=audio_type)
-            response = session.send(target.route, json=body, answer=Answer.SPEECH)
+            response = session.send(target.route.path, json=body, answer=Answer.SPEECH)
             audio = wire.parse_answer(response)
             if audio.url is None:
                 return audio.data
