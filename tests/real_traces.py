@@ -20,6 +20,7 @@ import http
 import json
 import os
 import struct
+import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,9 +33,28 @@ from vcr.request import Request as VcrRequest
 
 from tests.cassettes import REPLAY_ENDPOINT, REPLAY_KEY, sockets_blocked
 
-TRACES_DIR = Path(
-    os.environ.get("AIGW_REAL_TRACES") or Path(__file__).resolve().parents[1] / ".." / "shared" / "real_traces"
-)
+
+def _traces_dir() -> Path:
+    """AIGW_REAL_TRACES, else `shared/real_traces` beside this checkout or beside the repository it was cloned from.
+
+    A worktree or a CI clone may sit elsewhere than the original checkout, so every folder above the
+    checkout is tried, and then the folders above the `origin` remote's path (a clean clone for CI
+    keeps the original checkout as its origin).
+    """
+    if configured := os.environ.get("AIGW_REAL_TRACES"):
+        return Path(configured)
+    checkout = Path(__file__).resolve().parents[1]
+    roots = [checkout]
+    origin = subprocess.run(
+        ["git", "-C", str(checkout), "remote", "get-url", "origin"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    if origin:
+        roots.append(Path(origin.removeprefix("file://")).expanduser().resolve())
+    candidates = [parent / "shared" / "real_traces" for root in roots for parent in root.parents]
+    return next((c for c in candidates if (c / "sources.json").is_file()), candidates[0])
+
+
+TRACES_DIR = _traces_dir()
 BODIES_DIR = TRACES_DIR / "bodies"
 SOURCES = TRACES_DIR / "sources.json"
 needs_traces = pytest.mark.skipif(
