@@ -69,9 +69,20 @@ _MAX_READ_TIMEOUT: Final = 86_400.0
 class Timeouts:
     read: float = DEFAULT_READ_TIMEOUT
     connect: float = CONNECT_TIMEOUT
+    read_set_by: str = "the plugin's default"  # named in the error a timeout gives, so the user knows what to change
 
     def for_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(self.read, connect=self.connect)
+
+    def read_limit(self) -> str:
+        """E.g. "300 s (read timeout; set by credential field 'timeout')"."""
+        return f"{self.read:g} s (read timeout; set by {self.read_set_by})"
+
+    def connect_limit(self) -> str:
+        """E.g. "10 s (connect timeout; the plugin's fixed limit)"."""
+        if self.connect < CONNECT_TIMEOUT:
+            return f"{self.connect:g} s (connect timeout; the read timeout, set by {self.read_set_by})"
+        return f"{self.connect:g} s (connect timeout; the plugin's fixed limit)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +158,14 @@ def _timeouts(fields: Mapping[str, Any], from_environment: str) -> Timeouts:
     """Read timeout: the credential's own, else Dify's MAX_REQUEST_TIMEOUT, else 300 s."""
     expected = f"must be a number of seconds between 0 and {_MAX_READ_TIMEOUT:g}"
     read = converted(fields, "timeout", float, _fits_read_timeout, expected)
+    set_by = "credential field 'timeout'"
     if read is None:
         fallback = {"timeout": from_environment}
         read = converted(fallback, "timeout", float, _fits_read_timeout, f"is empty and MAX_REQUEST_TIMEOUT {expected}")
+        set_by = "MAX_REQUEST_TIMEOUT"
     if read is None:
         return Timeouts()
-    return Timeouts(read, connect=min(CONNECT_TIMEOUT, read))
+    return Timeouts(read, connect=min(CONNECT_TIMEOUT, read), read_set_by=set_by)
 
 
 def _fits_read_timeout(seconds: float) -> bool:

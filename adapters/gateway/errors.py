@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 from dify_plugin.errors.model import (
@@ -33,6 +33,9 @@ from dify_plugin.errors.model import (
     InvokeRateLimitError,
     InvokeServerUnavailableError,
 )
+
+if TYPE_CHECKING:
+    from adapters.gateway.config import Timeouts
 
 _MAX_MESSAGE = 500
 RESET_HEADERS = ("x-tokenratelimit-reset", "x-ratelimit-reset", "retry-after")
@@ -90,6 +93,17 @@ def gateway_message(body: bytes, content_type: str = "") -> tuple[str, str | Non
     return _clip(text) if text else "(empty body)", None
 
 
+def header_request_id(headers: httpx.Headers) -> str | None:
+    """The gateway's request id from the response headers, where it sent one."""
+    return next((headers[name] for name in _REQUEST_ID_HEADERS if name in headers), None)
+
+
+def request_id_of(response: httpx.Response, body: bytes = b"") -> str | None:
+    """The request id of an answer: from its error body (DashScope's `request_id`), else its headers."""
+    from_body = gateway_message(body, response.headers.get("content-type", ""))[1] if body else None
+    return from_body or header_request_id(response.headers)
+
+
 def rate_limit_hint(headers: httpx.Headers) -> str | None:
     for name in RESET_HEADERS:
         value = headers.get(name)
@@ -110,7 +124,7 @@ def error_from_response(
     if sts := headers.get("x-ca-error-message"):
         # Higress hmac-auth answers a bad signature with its own string-to-sign; the operator needs it.
         details.append(f"gateway {sts}")
-    request_id = request_id or next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
+    request_id = request_id or header_request_id(headers)
     if request_id:
         details.append(f"request id {request_id}")
     suffix = f" ({'; '.join(details)})" if details else ""
@@ -141,16 +155,53 @@ def redirect_error(request: httpx.Request, response: httpx.Response, base_url: s
     )
 
 
-def error_from_transport(method: str, url: httpx.URL, exc: Exception, attempts: int = 1) -> InvokeError:
-    """The InvokeError for a request that never got a complete answer."""
+# How a request failed without an answer, as the log names it (gateway/log.py); first match wins.
+_FAILURE_KINDS: Final = (
+    (httpx.ConnectTimeout, "connect_timeout"),
+    (httpx.WriteTimeout, "write_timeout"),
+    (httpx.PoolTimeout, "pool_timeout"),
+    (httpx.TimeoutException, "read_timeout"),
+    (httpx.ProxyError, "proxy_error"),
+    (httpx.ConnectError, "connect_error"),
+    (httpx.RemoteProtocolError, "connection_closed"),
+    (httpx.HTTPError, "network_error"),
+)
+
+
+def failure_kind(exc: BaseException) -> str:
+    """A short name for how a request failed without an answer, e.g. "read_timeout"."""
+    if is_untrusted_certificate(exc):
+        return "tls_untrusted"
+    return next((kind for cause, kind in _FAILURE_KINDS if isinstance(exc, cause)), type(exc).__name__)
+
+
+def is_untrusted_certificate(exc: BaseException) -> bool:
+    return isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def error_from_transport(
+    method: str, url: httpx.URL, exc: Exception, timeouts: Timeouts, attempts: int = 1
+) -> InvokeError:
+    """The InvokeError for a request that never got a complete answer; a timeout says how long it
+    waited and what set that limit."""
     where = f"{method} {url.scheme}://{url.netloc.decode()}{url.path}"
     if attempts > 1:
         where += f" ({attempts} attempts)"
     if isinstance(exc, httpx.ConnectTimeout):
-        return InvokeConnectionError(f"Timed out connecting to the AI Gateway at {where}.")
+        return InvokeConnectionError(
+            f"Could not connect to the AI Gateway at {where} within {timeouts.connect_limit()}."
+        )
+    if isinstance(exc, httpx.WriteTimeout):
+        return InvokeConnectionError(
+            f"The AI Gateway at {where} took no more of the request for {timeouts.read_limit()}."
+        )
+    if isinstance(exc, httpx.PoolTimeout):
+        return InvokeConnectionError(
+            f"Every connection to the AI Gateway at {where} stayed busy for {timeouts.read_limit()}."
+        )
     if isinstance(exc, httpx.TimeoutException):
-        return InvokeConnectionError(f"The AI Gateway sent nothing for the read timeout at {where}.")
-    if isinstance(exc, httpx.ConnectError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return InvokeConnectionError(f"The AI Gateway at {where} sent nothing for {timeouts.read_limit()}.")
+    if is_untrusted_certificate(exc):
         return InvokeConnectionError(
             f"TLS certificate of the AI Gateway at {where} is not trusted: {exc}. "
             "Set SSL_CERT_FILE to the private CA bundle if the gateway uses one."

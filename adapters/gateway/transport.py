@@ -25,10 +25,20 @@ from typing import Any
 
 import certifi
 import httpx
+from dify_plugin.errors.model import InvokeError
 
 from adapters.gateway.config import GatewayConfig, TlsConfig, config_key
 from adapters.gateway.endpoint import Endpoint
-from adapters.gateway.errors import error_from_response, error_from_transport, redirect_error, reporting
+from adapters.gateway.errors import (
+    error_from_response,
+    error_from_transport,
+    failure_kind,
+    header_request_id,
+    redirect_error,
+    reporting,
+    request_id_of,
+)
+from adapters.gateway.log import log_attempt
 from adapters.gateway.redaction import Redactor
 from adapters.gateway.retry import RETRY_STATUSES
 
@@ -77,6 +87,8 @@ class Answer(StrEnum):
 
 # Failures where the gateway never saw the request (or dropped it before answering): safe to resend.
 _NEVER_ANSWERED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+# The response extension holding (attempt number, monotonic start) of the attempt that answered.
+_ATTEMPT = "aigw.attempt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,37 +140,71 @@ class GatewaySession:
             return self._send_with_retries(request, stream)
 
     def _send_with_retries(self, request: httpx.Request, stream: bool) -> httpx.Response:
-        attempt = 0
+        attempt = 1
         while True:
+            started = time.monotonic()
             try:
                 response = self.client.send(request, stream=True)
-            except _NEVER_ANSWERED as exc:
-                delay = self.config.retry.delay(attempt)
-                if delay is None:
-                    raise error_from_transport(request.method, request.url, exc, attempt + 1) from exc
             except httpx.HTTPError as exc:
-                raise error_from_transport(request.method, request.url, exc, attempt + 1) from exc
+                status, request_id = failure_kind(exc), None
+                delay = self.config.retry.delay(attempt - 1) if isinstance(exc, _NEVER_ANSWERED) else None
+                error = self.transport_error(request, exc, attempt)
             else:
                 if response.status_code < 300:
                     break
-                if response.status_code < 400:
+                status = response.status_code
+                if status < 400:
                     response.close()
-                    raise redirect_error(request, response, self.endpoint.base_url)
-                body = _error_body(response)
-                retryable = response.status_code in RETRY_STATUSES
-                delay = self.config.retry.delay(attempt, response.headers) if retryable else None
-                if delay is None:
-                    raise error_from_response(request.method, request.url, response, body, attempt + 1)
+                    request_id, delay = header_request_id(response.headers), None
+                    error = redirect_error(request, response, self.endpoint.base_url)
+                else:
+                    body = _error_body(response)
+                    request_id = request_id_of(response, body)
+                    retryable = status in RETRY_STATUSES
+                    delay = self.config.retry.delay(attempt - 1, response.headers) if retryable else None
+                    error = error_from_response(request.method, request.url, response, body, attempt)
+            if delay is None:
+                self._log("failure", request, status, request_id, attempt, started)
+                raise error
+            self._log("retry", request, status, request_id, attempt, started, retry_in_s=delay)
             time.sleep(delay)
             attempt += 1
+        response.extensions[_ATTEMPT] = (attempt, started)
         if not stream:
             try:
                 response.read()
             except httpx.HTTPError as exc:
-                raise error_from_transport(request.method, request.url, exc) from exc
+                self.log_broken_answer(response, exc)
+                raise self.transport_error(request, exc) from exc
             finally:
                 response.close()
         return response
+
+    def transport_error(self, request: httpx.Request, exc: Exception, attempts: int = 1) -> InvokeError:
+        """The InvokeError for `request` failing without an answer, timeouts saying how long they were."""
+        return error_from_transport(request.method, request.url, exc, self.config.timeouts, attempts)
+
+    def log_broken_answer(self, response: httpx.Response, exc: Exception) -> None:
+        """The final-failure log line for a 2xx answer that broke while it was read (a cut stream)."""
+        attempt, started = response.extensions.get(_ATTEMPT, (1, time.monotonic()))
+        problem = failure_kind(exc) if isinstance(exc, httpx.HTTPError) else type(exc).__name__
+        request_id = header_request_id(response.headers)
+        self._log("failure", response.request, response.status_code, request_id, attempt, started, problem=problem)
+
+    def _log(
+        self,
+        event: str,
+        request: httpx.Request,
+        status: int | str,
+        request_id: str | None,
+        attempt: int,
+        started: float,
+        **fields: object,
+    ) -> None:
+        attempts = self.config.retry.max_retries + 1
+        redact = self.redactor(request)
+        log_attempt(event, request, status=status, request_id=request_id, attempt=attempt, attempts=attempts,
+                    started=started, redact=redact, **fields)  # fmt: skip
 
 
 def _error_body(response: httpx.Response) -> bytes:

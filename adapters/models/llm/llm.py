@@ -20,7 +20,6 @@ from adapters.catalog.loader import CatalogModel, default_catalog
 from adapters.catalog.resolver import resolve_model
 from adapters.dialects.kinds import ChatDialect
 from adapters.dialects.registry import dialect
-from adapters.gateway.errors import error_from_transport
 from adapters.gateway.transport import GatewaySession, session_for
 from adapters.models.base import GatewayModel, bad_request, checking_credentials
 from adapters.models.llm.answer import UsageFn, blocking_result, collect_stream, relay_stream, result_as_stream
@@ -76,8 +75,11 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
             with session.reporting(response.request):
                 try:
                     yield from relay_stream(target, wire, response, response.request.url.path, usage_for)
-                except httpx.HTTPError as exc:
-                    raise error_from_transport(response.request.method, response.request.url, exc) from exc
+                except Exception as exc:
+                    session.log_broken_answer(response, exc)
+                    if isinstance(exc, httpx.HTTPError):
+                        raise session.transport_error(response.request, exc) from exc
+                    raise
         finally:
             response.close()
 
