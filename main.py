@@ -1,11 +1,12 @@
 """The plugin as Dify's daemon runs it: `python -m main` on the SDK's stdio protocol."""
 
 import gc
-import logging
 
 # The imports below build ~145k long-lived objects; collections while they are built only re-scan
 # them. adapters/runtime/sdk_runtime.py explains this and the other start-up and writer patches.
 gc.disable()
+
+import logging  # noqa: E402
 
 from dify_plugin import DifyPluginEnv, Plugin  # noqa: E402
 from dify_plugin.config.logger_format import plugin_logger_handler  # noqa: E402
