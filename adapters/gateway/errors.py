@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import httpx
 from dify_plugin.errors.model import (
@@ -33,9 +33,6 @@ from dify_plugin.errors.model import (
     InvokeRateLimitError,
     InvokeServerUnavailableError,
 )
-
-if TYPE_CHECKING:
-    from adapters.gateway.config import Timeouts
 
 _MAX_MESSAGE = 500
 RESET_HEADERS = ("x-tokenratelimit-reset", "x-ratelimit-reset", "retry-after")
@@ -180,27 +177,21 @@ def is_untrusted_certificate(exc: BaseException) -> bool:
 
 
 def error_from_transport(
-    method: str, url: httpx.URL, exc: Exception, timeouts: Timeouts, attempts: int = 1
+    method: str, url: httpx.URL, exc: Exception, *, read_limit: str, connect_limit: str, attempts: int = 1
 ) -> InvokeError:
     """The InvokeError for a request that never got a complete answer; a timeout says how long it
-    waited and what set that limit."""
+    waited and what set that limit (`read_limit`, `connect_limit`: gateway/config.py `Timeouts`)."""
     where = f"{method} {url.scheme}://{url.netloc.decode()}{url.path}"
     if attempts > 1:
         where += f" ({attempts} attempts)"
     if isinstance(exc, httpx.ConnectTimeout):
-        return InvokeConnectionError(
-            f"Could not connect to the AI Gateway at {where} within {timeouts.connect_limit()}."
-        )
+        return InvokeConnectionError(f"Could not connect to the AI Gateway at {where} within {connect_limit}.")
     if isinstance(exc, httpx.WriteTimeout):
-        return InvokeConnectionError(
-            f"The AI Gateway at {where} took no more of the request for {timeouts.read_limit()}."
-        )
+        return InvokeConnectionError(f"The AI Gateway at {where} took no more of the request for {read_limit}.")
     if isinstance(exc, httpx.PoolTimeout):
-        return InvokeConnectionError(
-            f"Every connection to the AI Gateway at {where} stayed busy for {timeouts.read_limit()}."
-        )
+        return InvokeConnectionError(f"Every connection to the AI Gateway at {where} stayed busy for {read_limit}.")
     if isinstance(exc, httpx.TimeoutException):
-        return InvokeConnectionError(f"The AI Gateway at {where} sent nothing for {timeouts.read_limit()}.")
+        return InvokeConnectionError(f"The AI Gateway at {where} sent nothing for {read_limit}.")
     if is_untrusted_certificate(exc):
         return InvokeConnectionError(
             f"TLS certificate of the AI Gateway at {where} is not trusted: {exc}. "

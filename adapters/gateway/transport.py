@@ -182,7 +182,15 @@ class GatewaySession:
 
     def transport_error(self, request: httpx.Request, exc: Exception, attempts: int = 1) -> InvokeError:
         """The InvokeError for `request` failing without an answer, timeouts saying how long they were."""
-        return error_from_transport(request.method, request.url, exc, self.config.timeouts, attempts)
+        timeouts = self.config.timeouts
+        return error_from_transport(
+            request.method,
+            request.url,
+            exc,
+            read_limit=timeouts.read_limit(),
+            connect_limit=timeouts.connect_limit(),
+            attempts=attempts,
+        )
 
     def log_broken_answer(self, response: httpx.Response, exc: Exception) -> None:
         """The final-failure log line for a 2xx answer that broke while it was read (a cut stream)."""
