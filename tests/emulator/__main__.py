@@ -17,6 +17,7 @@ import ssl
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .app import GatewayEmulator
@@ -41,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jwt-claim-value", default="emulator-uid", help="required value of the uid claim")
     p.add_argument("--strict-fields", action="store_true", help="400 on unknown chat fields")
     p.add_argument("--max-batch", type=int, default=10)
+    p.add_argument("--recorded", type=Path, help="folder of answers served by /_recorded/<file>/ (recorded.py)")
     p.add_argument("--ignore-stdin", action="store_true", help="do not stop when stdin closes")
     return p
 
@@ -75,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         strict_fields=args.strict_fields,
         max_batch=args.max_batch,
         hmac_date_offset=args.hmac_date_offset or None,
+        recorded_dir=args.recorded.resolve() if args.recorded else None,
     )
     context = None
     if args.tls_cert or args.tls_key:

@@ -18,6 +18,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import audio, chat, embeddings, rerank
@@ -25,6 +26,7 @@ from .auth import Authenticator, AuthMode, Consumer
 from .context import Context, Settings
 from .denial import Denial
 from .faults import FAULT_HELP, UnknownFaultError, parse_faults
+from .recorded import RecordedAnswers, recorded_name
 from .responses import dumps, json_response, text_response
 from .wire import ABORT, Headers, Pause, ReceivedRequest, Request, Response
 
@@ -80,6 +82,7 @@ class GatewayEmulator:
       off (the Higress default). The default 900 s catches bad Date formats.
     clock: time source for JWT/HMAC time checks and "created" fields.
     created: a fixed value for every "created" field (stable cassettes); None uses the clock.
+    recorded_dir: a folder of answers served as they are by `/_recorded/<file>/` (recorded.py).
     """
 
     def __init__(
@@ -96,6 +99,7 @@ class GatewayEmulator:
         models: Sequence[str] = DEFAULT_MODELS,
         clock: Callable[[], float] = time.time,
         created: int | None = None,
+        recorded_dir: Path | None = None,
     ) -> None:
         self.consumers: tuple[Consumer, ...] = tuple(consumers)
         self.settings = Settings(
@@ -118,6 +122,7 @@ class GatewayEmulator:
         self._seq = itertools.count(1)
         self._path_attempts: Counter[str] = Counter()
         self._files: dict[str, bytes] = {}
+        self._recorded = RecordedAnswers(recorded_dir) if recorded_dir is not None else None
         self.received: list[ReceivedRequest] = []
 
     # -- inspection helpers for tests -------------------------------------------------
@@ -212,7 +217,13 @@ class GatewayEmulator:
         if (early := faults.early_response(ctx.request_id)) is not None:
             return early
 
-        response = self._route(ctx)
+        recorded = recorded_name(request.path)
+        if recorded is None:
+            response = self._route(ctx)
+        elif self._recorded is None:
+            response = text_response(f"no recorded answer {recorded!r}: the emulator has no recorded_dir", 404)
+        else:
+            response = self._recorded.respond(recorded, faults)
         response = faults.shape_body(response)
         response.delay += faults.stall
         return response
