@@ -28,6 +28,7 @@ _ENV_TO_CLEAR = (
     "all_proxy",
     "no_proxy",
     "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
     "REQUESTS_CA_BUNDLE",
     "MAX_REQUEST_TIMEOUT",
 )

@@ -39,6 +39,7 @@ def test_the_gateway_fields_are_the_forms_gateway_fields() -> None:
 
 
 def test_a_config_holds_every_part_typed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("", encoding="utf-8")
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
     config = GatewayConfig.from_credentials(
         ENDPOINT | SCHEMES["api_key"] | {"timeout": "30", "max_retries": "1", "retry_backoff": "0.25"}
@@ -47,7 +48,7 @@ def test_a_config_holds_every_part_typed(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert config.auth == ApiKeyConfig((f"sk-{SECRET}",), header="X-API-Key")
     assert (config.retry.max_retries, config.retry.backoff) == (1, 0.25)
     assert (config.timeouts.read, config.timeouts.connect) == (30, 10)
-    assert config.tls.ca_files == (str(tmp_path / "ca.pem"),)
+    assert config.tls.extra_cas == (("SSL_CERT_FILE", str(tmp_path / "ca.pem")),)
     assert config.extra_headers == ()
     assert isinstance(GatewayConfig.from_credentials(ENDPOINT | SCHEMES["jwt"]).auth, JwtConfig)
     assert isinstance(GatewayConfig.from_credentials(ENDPOINT | SCHEMES["hmac"]).auth, HmacConfig)

@@ -11,7 +11,8 @@ exists. Where each field goes:
                                         auth_method and that scheme's fields (adapters/gateway/auth/)
     retry          RetryPolicy          max_retries, retry_backoff
     timeouts       Timeouts             timeout, else MAX_REQUEST_TIMEOUT, else 300 s; connect 10 s
-    tls            TlsConfig            the private CA bundles SSL_CERT_FILE / REQUESTS_CA_BUNDLE name
+    tls            TlsConfig            the private CAs SSL_CERT_FILE / SSL_CERT_DIR / REQUESTS_CA_BUNDLE name
+                                        (adapters/gateway/tls.py)
     extra_headers  ((name, value), ...) sent with every request; none yet (a later credential field)
 
 Secrets live only in fields left out of `repr()`: the auth configs' keys and the extra headers.
@@ -34,6 +35,7 @@ from adapters.credentials import converted, credential_error, text
 from adapters.gateway.auth import AuthConfig, auth_config
 from adapters.gateway.endpoint import Endpoint, endpoint_from_url
 from adapters.gateway.retry import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, MAX_WAIT, RetryPolicy
+from adapters.gateway.tls import CA_ENVIRONMENT, TlsConfig, tls_config
 
 GATEWAY_FIELDS: Final = (
     "endpoint_url",
@@ -57,7 +59,6 @@ GATEWAY_FIELDS: Final = (
     "max_retries",
     "retry_backoff",
 )
-CA_ENVIRONMENT: Final = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 ENVIRONMENT: Final = ("MAX_REQUEST_TIMEOUT", *CA_ENVIRONMENT)
 
 DEFAULT_READ_TIMEOUT: Final = 300.0
@@ -83,11 +84,6 @@ class Timeouts:
         if self.connect < CONNECT_TIMEOUT:
             return f"{self.connect:g} s (connect timeout; the read timeout, set by {self.read_set_by})"
         return f"{self.connect:g} s (connect timeout; the plugin's fixed limit)"
-
-
-@dataclass(frozen=True, slots=True)
-class TlsConfig:
-    ca_files: tuple[str, ...] = ()  # trusted besides the public roots
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +116,7 @@ class GatewayConfig:
             auth=auth_config(fields),
             retry=_retry_policy(fields),
             timeouts=_timeouts(fields, environment["MAX_REQUEST_TIMEOUT"]),
-            tls=TlsConfig(tuple(path for name in CA_ENVIRONMENT if (path := environment[name]))),
+            tls=tls_config(environment),
         )
 
 

@@ -195,7 +195,8 @@ def error_from_transport(
     if is_untrusted_certificate(exc):
         return InvokeConnectionError(
             f"TLS certificate of the AI Gateway at {where} is not trusted: {exc}. "
-            "Set SSL_CERT_FILE to the private CA bundle if the gateway uses one."
+            "If the gateway uses a private CA, set SSL_CERT_FILE (a bundle) or SSL_CERT_DIR (a hashed "
+            "directory) to it in the plugin daemon's environment."
         )
     if isinstance(exc, httpx.ConnectError):
         return InvokeConnectionError(f"Could not connect to the AI Gateway at {where}: {exc}")

@@ -13,7 +13,6 @@ different gateway credentials never share one.
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections import OrderedDict
@@ -23,17 +22,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import certifi
 import httpx
 from dify_plugin.errors.model import InvokeError
 
-from adapters.gateway.config import GatewayConfig, TlsConfig, config_key
+from adapters.gateway.config import GatewayConfig, config_key
 from adapters.gateway.endpoint import Endpoint
 from adapters.gateway.errors import (
     error_from_response,
     error_from_transport,
     failure_kind,
     header_request_id,
+    is_untrusted_certificate,
     redirect_error,
     reporting,
     request_id_of,
@@ -41,6 +40,7 @@ from adapters.gateway.errors import (
 from adapters.gateway.log import log_attempt
 from adapters.gateway.redaction import Redactor
 from adapters.gateway.retry import RETRY_STATUSES
+from adapters.gateway.tls import trust_store
 
 # httpx logs every request URL at INFO, and the SDK forwards INFO logs to Dify; a URL can carry an
 # API key in its query (consumers set up that way), so these loggers speak only on warnings.
@@ -49,23 +49,6 @@ for _name in ("httpx", "httpcore"):
 
 _MAX_SESSIONS = 64
 _MAX_ERROR_BODY = 64 * 1024
-
-_ssl_lock = threading.Lock()
-_ssl_cache: dict[TlsConfig, ssl.SSLContext] = {}
-
-
-def shared_ssl_context(tls: TlsConfig) -> ssl.SSLContext:
-    """Public roots plus the private CA bundles of `tls`.
-
-    Building an SSLContext costs ~18 ms, so one is shared by every client with the same TLS settings.
-    """
-    with _ssl_lock:
-        if tls not in _ssl_cache:
-            context = ssl.create_default_context(cafile=certifi.where())
-            for path in tls.ca_files:
-                context.load_verify_locations(cafile=path)
-            _ssl_cache[tls] = context
-        return _ssl_cache[tls]
 
 
 class Answer(StrEnum):
@@ -87,6 +70,14 @@ class Answer(StrEnum):
 
 # Failures where the gateway never saw the request (or dropped it before answering): safe to resend.
 _NEVER_ANSWERED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+
+
+def _worth_resending(exc: httpx.HTTPError) -> bool:
+    """The gateway never saw the request, and another attempt could succeed: a certificate that
+    failed verification fails the same way every time."""
+    return isinstance(exc, _NEVER_ANSWERED) and not is_untrusted_certificate(exc)
+
+
 # The response extension holding (attempt number, monotonic start) of the attempt that answered.
 _ATTEMPT = "aigw.attempt"
 
@@ -147,7 +138,7 @@ class GatewaySession:
                 response = self.client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 status, request_id = failure_kind(exc), None
-                delay = self.config.retry.delay(attempt - 1) if isinstance(exc, _NEVER_ANSWERED) else None
+                delay = self.config.retry.delay(attempt - 1) if _worth_resending(exc) else None
                 error = self.transport_error(request, exc, attempt)
             else:
                 if response.status_code < 300:
@@ -239,7 +230,7 @@ def open_session(config: GatewayConfig) -> GatewaySession:
     client = httpx.Client(
         auth=config.auth.client_auth(),
         headers=dict(config.extra_headers),
-        verify=shared_ssl_context(config.tls),
+        verify=trust_store(config.tls),
         timeout=config.timeouts.for_httpx(),
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=32),
         follow_redirects=False,
