@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,24 @@ def gateway(_emulator: tuple[GatewayEmulator, str]) -> Gateway:
     emulator, base_url = _emulator
     emulator.clear()
     return Gateway(emulator, base_url)
+
+
+def client_sockets_to(port: int) -> int:
+    """This process's open TCP sockets whose remote end is `port` (the emulator's server sockets excluded)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:  # the descriptor listdir itself used
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for line in open("/proc/self/net/tcp").read().splitlines()[1:]:  # noqa: SIM115
+        fields = line.split()
+        remote_port = int(fields[2].split(":")[1], 16)
+        count += remote_port == port and fields[9] in inodes
+    return count
 
 
 def adapter(model_type: str):

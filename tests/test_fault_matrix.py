@@ -13,7 +13,6 @@ chat, multipart upload) besides the blocking chat.
 from __future__ import annotations
 
 import io
-import os
 import socket
 import ssl
 import time
@@ -32,7 +31,7 @@ from dify_plugin.errors.model import (
 
 from adapters.engine.litellm_facade import litellm
 from adapters.models.audio import silence_wav
-from tests.conftest import TEST_KEY, adapter
+from tests.conftest import TEST_KEY, adapter, client_sockets_to
 from tests.emulator import Consumer, GatewayEmulator, serve
 
 Invoke = Callable[[dict], object]
@@ -95,24 +94,6 @@ def _litellm_loaded() -> None:
     litellm()
 
 
-def _client_sockets_to(port: int) -> int:
-    """This process's open TCP sockets whose remote end is `port` (the emulator's server sockets excluded)."""
-    inodes = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except FileNotFoundError:  # the descriptor listdir itself used
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    count = 0
-    for line in open("/proc/self/net/tcp").read().splitlines()[1:]:  # noqa: SIM115
-        fields = line.split()
-        remote_port = int(fields[2].split(":")[1], 16)
-        count += remote_port == port and fields[9] in inodes
-    return count
-
-
 ERRORS = dict(FAULTS)
 CASES = [("llm-blocking", fault) for fault, _ in FAULTS]
 CASES += [(call, fault) for call in INVOKERS if call != "llm-blocking" for fault in ("status-503", "badjson")]
@@ -135,14 +116,14 @@ def test_fault_maps_to_the_right_error_quickly(gateway, call: str, fault: str) -
 
 def test_the_matrix_leaves_no_socket_behind(gateway) -> None:
     port = int(gateway.base_url.rsplit(":", 1)[1])
-    sockets = _client_sockets_to(port)
+    sockets = client_sockets_to(port)
     for call, fault in CASES:
         with pytest.raises(ERRORS[fault]):
             # A fresh timeout value makes a fresh credential set, hence a fresh pool per run.
             INVOKERS[call](gateway.credentials(f"/_fault/{fault}", timeout="0.51"))
     # Error answers are read and closed; at most one idle keep-alive connection may stay per pool
     # (one pool per fault); a leak per call would leave twice as many.
-    assert _client_sockets_to(port) - sockets <= len(FAULTS) < len(CASES) / 2
+    assert client_sockets_to(port) - sockets <= len(FAULTS) < len(CASES) / 2
 
 
 def test_connection_refused_on_every_type() -> None:

@@ -6,13 +6,15 @@ its index. `top_n` None or <= 0 means every document, and so does a `score_thres
 the plugin daemon turns Dify's null into 0 / 0.0 (its request struct in langgenius/dify-plugin-daemon
 `pkg/entities/requests/model.go` holds `TopN int` and `ScoreThreshold float64`), and a zero
 threshold must not drop the documents of a model that scores with raw, possibly negative logits.
-More documents than the model's `max_documents` go out in several requests and are ranked together;
+More documents than the model's `max_documents` go out in several requests, several at a time
+(adapters/models/batches.py), and are ranked together;
 no documents at all is an empty result, without a request.
 The route's dialect (adapters/dialects/) writes the body and reads the answer.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +26,7 @@ from adapters.dialects.kinds import RerankDialect
 from adapters.dialects.registry import dialect
 from adapters.gateway.transport import session_for
 from adapters.models.base import GatewayModel, bad_request, checking_credentials
+from adapters.models.batches import in_parallel
 
 
 class AIGatewayRerankModel(GatewayModel, RerankModel):
@@ -49,14 +52,20 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
         wire = dialect(RerankDialect, target.route.dialect)
         provider, name = target.route.litellm, target.gateway_model
         size = target.info.max_documents or len(docs)
-        scores: dict[int, float] = {}
-        for start in range(0, len(docs), size):
-            batch = docs[start : start + size]
-            top_n = min(limit, len(batch)) if limit else None
-            body = wire.request_body(provider=provider, model=name, query=query, documents=batch, top_n=top_n)
+
+        def rank(batch: list[str]) -> dict[int, float]:
+            top = min(limit, len(batch)) if limit else None
+            body = wire.request_body(provider=provider, model=name, query=query, documents=batch, top_n=top)
             response = session.send(target.route.path, json=body)
-            answer = wire.parse_answer(provider=provider, model=name, response=response, count=len(batch))
-            scores.update((start + index, score) for index, score in answer.items())
+            return wire.parse_answer(provider=provider, model=name, response=response, count=len(batch))
+
+        starts = range(0, len(docs), size)
+        answers = in_parallel([functools.partial(rank, docs[start : start + size]) for start in starts])
+        scores = {
+            start + index: score
+            for start, answer in zip(starts, answers, strict=True)
+            for index, score in answer.items()
+        }
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
         if score_threshold:
             ranked = [(index, score) for index, score in ranked if score >= score_threshold]

@@ -1,10 +1,10 @@
 """Translates Dify text-embedding calls into batched embedding requests on the gateway's routes.
 
 Texts go out in batches of the model's `max_chunks` (catalog, or the customizable model's
-credential), one request per batch through the consumer's session; the vectors come back in input
-order (a missing or repeated index is an error, never a silently shorter list) and the gateway's
-token counts are priced from the catalog. The route's dialect (adapters/dialects/) writes the body
-and reads the answer.
+credential), one request per batch through the consumer's session, several batches at a time
+(adapters/models/batches.py); the vectors come back in input order (a missing or repeated index is
+an error, never a silently shorter list) and the gateway's token counts are priced from the catalog.
+The route's dialect (adapters/dialects/) writes the body and reads the answer.
 
 Options come from the catalog: query/document is sent only for models with `supports_input_type`,
 a vector size only for models that list `dimensions` (the model's `output_vector_size`), so every
@@ -13,6 +13,7 @@ vector of an index keeps one size even if the backend's default changes.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -23,10 +24,11 @@ from dify_plugin.interfaces.model.text_embedding_model import TextEmbeddingModel
 
 from adapters.catalog.loader import CatalogModel
 from adapters.catalog.resolver import resolve_model
-from adapters.dialects.kinds import EmbeddingDialect
+from adapters.dialects.kinds import EmbeddingBatch, EmbeddingDialect
 from adapters.dialects.registry import dialect
 from adapters.gateway.transport import session_for
 from adapters.models.base import GatewayModel, bad_request, checking_credentials, translated_by_litellm
+from adapters.models.batches import in_parallel
 from adapters.models.usage import embedding_usage, estimate_tokens
 
 
@@ -52,21 +54,25 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
         kind = EmbeddingInputType(input_type).value if info.supports_input_type else None
         dimensions = info.output_vector_size if info.dimensions else None
         size = info.max_chunks
-        vectors: list[list[float]] = []
-        tokens = 0
-        for start in range(0, len(texts), size):
-            batch = texts[start : start + size]
+
+        def embed(batch: list[str]) -> EmbeddingBatch:
             with translated_by_litellm(target):
                 body = wire.request_body(
                     provider=provider, model=name, texts=batch, input_type=kind, dimensions=dimensions
                 )
             response = session.send(target.route.path, json=body)
-            answer = wire.parse_answer(
+            return wire.parse_answer(
                 provider=provider, model=name, response=response, count=len(batch), dimensions=dimensions
             )
-            vectors += answer.vectors
-            # The gateway's count is preferred; a batch it did not count is counted offline.
-            tokens += answer.tokens if answer.tokens is not None else sum(self._count(target, batch))
+
+        batches = [texts[start : start + size] for start in range(0, len(texts), size)]
+        answers = in_parallel([functools.partial(embed, batch) for batch in batches])
+        vectors = [vector for answer in answers for vector in answer.vectors]
+        # The gateway's count is preferred; a batch it did not count is counted offline.
+        tokens = sum(
+            answer.tokens if answer.tokens is not None else sum(self._count(target, batch))
+            for answer, batch in zip(answers, batches, strict=True)
+        )
         return TextEmbeddingResult(model=target.name, embeddings=vectors, usage=self._usage(target, tokens))
 
     def _usage(self, target: CatalogModel, tokens: int) -> EmbeddingUsage:
