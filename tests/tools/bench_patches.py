@@ -8,10 +8,12 @@ round) and every ratio is "without the patch / with it" from the same run.
 
 Start-up patches (fresh processes each time): the GC pause and libyaml by spawn → first heartbeat
 and the CPU the start-up took, against a plugin that stays idle after its heartbeat (LiteLLM loaded
-on the first request, so the CPU read after the heartbeat is start-up only); loading LiteLLM after
-the first heartbeat by spawn → first answer to a chat sent at the heartbeat (the daemon sends
-requests as soon as it counts the plugin as started) and by the answer time of a first chat sent
-LATE seconds after the heartbeat (a user who comes later), against every other patch in place.
+on the first request, so the CPU read after the heartbeat is start-up only); the GC pause also by
+the CPU time of the collections that run while the start-up imports (gc.callbacks, in a process
+that only imports the variant). Loading LiteLLM after the first heartbeat by spawn → first answer
+to a chat sent at the heartbeat (the daemon sends requests as soon as it counts the plugin as
+started) and by the answer time of a first chat sent LATE seconds after the heartbeat (a user who
+comes later), against every other patch in place.
 
 The writer patch (one long-lived process per variant): a pre-buffered stream (500 chunks with no
 gap, the whole answer in the socket at once), a paced stream (100 chunks 10-40 ms apart, as a model
@@ -27,10 +29,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -139,6 +143,7 @@ def syscalls_written(pid: int) -> int:
 class StartUp:
     heartbeat: list[float] = field(default_factory=list)
     heartbeat_cpu: list[float] = field(default_factory=list)  # CPU seconds of start-up, read when idle after it
+    collections: list[float] = field(default_factory=list)  # CPU seconds spent in GC collections by start-up
     answer: list[float] = field(default_factory=list)  # spawn → first answer, the chat sent at the heartbeat
     answer_cpu: list[float] = field(default_factory=list)  # CPU seconds spent by then
     answer_late: list[float] = field(default_factory=list)  # answer time of a first chat sent LATE s later
@@ -159,6 +164,43 @@ def measure_heartbeats(plugins: Plugins, spawns: int) -> dict[Without, StartUp]:
                 time.sleep(0.3)  # idle by now: nothing runs after the heartbeat without a request
                 out[variant].heartbeat_cpu.append(cpu_seconds(plugin.pid))
                 out[variant].heartbeat.append(plugin.startup_seconds_to_heartbeat)
+    return out
+
+
+# Imports a variant as main.py's start-up does (no serving) and reports the CPU time its GC collections took.
+_COLLECTIONS_PROBE = """
+import gc, json, sys, time
+spent, began = [0.0], [0.0]
+def timed(phase, info):
+    if phase == "start":
+        began[0] = time.process_time()
+    else:
+        spent[0] += time.process_time() - began[0]
+gc.callbacks.append(timed)
+import {module}
+gc.callbacks.remove(timed)
+print(json.dumps(spent[0]), file=sys.stderr)
+"""
+
+
+def measure_collections(plugins: Plugins, spawns: int) -> dict[Without, StartUp]:
+    """The GC patch's share directly: CPU seconds of the collections that run while the plugin starts."""
+    variants: list[Without] = [(LATE_PATCH,), (LATE_PATCH, HEARTBEAT_PATCHES[0])]
+    out = {variant: StartUp() for variant in variants}
+    for number in range(spawns):
+        for variant in rotated(variants, number):
+            module = f"bench_variant_{VARIANTS.index(variant)}"
+            done = subprocess.run(
+                [sys.executable, "-c", _COLLECTIONS_PROBE.format(module=module)],
+                cwd=REPO_ROOT,
+                env={**plugins.env, "PYTHONPATH": str(plugins.directory)},
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+            )
+            out[variant].collections.append(json.loads(done.stderr.strip().splitlines()[-1]))
     return out
 
 
@@ -295,13 +337,18 @@ def _row(patch: str, metric: str, every: list[float], without: list[float]) -> s
     return f"| {patch} | {metric} | {_s(every)} | {_s(without)} | {ratio} |"
 
 
-def start_up_table(heartbeats: dict[Without, StartUp], answers: dict[Without, StartUp]) -> list[str]:
+def start_up_table(
+    heartbeats: dict[Without, StartUp], collections: dict[Without, StartUp], answers: dict[Without, StartUp]
+) -> list[str]:
     lines = ["| patch | start-up | with it | without it | ratio (without / with) |", "|---|---|---|---|---|"]
     base = heartbeats.get((LATE_PATCH,))
     for name in HEARTBEAT_PATCHES if base else ():
         without = heartbeats[(LATE_PATCH, name)]
         lines.append(_row(name, "spawn → first heartbeat", base.heartbeat, without.heartbeat))
         lines.append(_row(name, "CPU of the start-up", base.heartbeat_cpu, without.heartbeat_cpu))
+        if (LATE_PATCH, name) in collections:
+            spent, spent_without = collections[(LATE_PATCH,)].collections, collections[(LATE_PATCH, name)].collections
+            lines.append(_row(name, "CPU in GC collections during start-up", spent, spent_without))
     if answers:
         every, without = answers[()], answers[(LATE_PATCH,)]
         lines += [
@@ -349,11 +396,13 @@ def main(argv: list[str] | None = None) -> int:
         env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
         plugins = Plugins(directory, env | {"INSTALL_METHOD": "local"})
         heartbeats: dict[Without, StartUp] = {}
+        collections: dict[Without, StartUp] = {}
         answers: dict[Without, StartUp] = {}
         streams: dict[Without, WriterRun] = {}
         with emulator_process(None) as url:
             if args.part in ("all", "start-up"):
                 heartbeats = measure_heartbeats(plugins, args.spawns)
+                collections = measure_collections(plugins, args.spawns)
                 answers = measure_first_answers(plugins, args.spawns, url)
             if args.part in ("all", "streams"):
                 streams = measure_streams(plugins, args.rounds, args.streams, url)
@@ -368,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         "writes = write system calls of the plugin process (/proc/<pid>/io syscw, its HTTP sends included).",
     ]
     tables = [
-        *(start_up_table(heartbeats, answers) if answers else []),
+        *(start_up_table(heartbeats, collections, answers) if answers else []),
         "",
         *(stream_table(streams) if streams else []),
     ]
