@@ -329,7 +329,8 @@ def _s(values: list[float]) -> str:
 
 
 def _ratio(without: float, production: float) -> str:
-    return f"{without / production:.2f}x" if production else "—"
+    # Below a millisecond (no GC collection at all) a ratio says nothing; the two columns say it all.
+    return f"{without / production:.2f}x" if production >= 0.001 else "—"
 
 
 def _row(patch: str, metric: str, every: list[float], without: list[float]) -> str:
