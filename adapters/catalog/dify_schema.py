@@ -15,6 +15,7 @@ from dify_plugin.entities.model import AIModelEntity
 
 from adapters.catalog.loader import Catalog, CatalogModel
 from adapters.catalog.model_info import LLMInfo, ModelInfo, RerankInfo, Speech2TextInfo, TextEmbeddingInfo, TTSInfo
+from adapters.message_size import texts_per_result
 
 _PER_MILLION = Decimal("0.000001")
 
@@ -64,12 +65,18 @@ def pricing(info: ModelInfo) -> dict[str, str] | None:
     return {**pricing, "currency": str(info.currency)}
 
 
+def max_chunks(info: TextEmbeddingInfo) -> int:
+    """Texts per call Dify is told: the model's max_chunks, lowered so the vectors of one call fit in
+    one message to the plugin daemon (adapters/message_size.py) at the vector size asked for."""
+    return min(info.max_chunks, texts_per_result(info.output_vector_size))
+
+
 def model_properties(info: ModelInfo) -> dict[str, Any]:
     match info:
         case LLMInfo():
             return {"mode": info.mode, "context_size": info.context_size}
         case TextEmbeddingInfo():
-            return {"context_size": info.context_size, "max_chunks": info.max_chunks}
+            return {"context_size": info.context_size, "max_chunks": max_chunks(info)}
         case RerankInfo():
             return {"context_size": info.context_size}
         case Speech2TextInfo():

@@ -4,8 +4,7 @@ audio cut into pieces the plugin daemon can carry.
 - `sniff_audio_format` reads the container's magic bytes (never the file name, which the SDK
   makes up), so the upload's name and content type say what the bytes are.
 - `daemon_chunks`: the SDK sends each TTS chunk as one hex-encoded JSON line, and the daemon reads
-  stdout lines of at most 5 MiB (langgenius/dify-plugin-daemon,
-  `PLUGIN_RUNTIME_MAX_BUFFER_SIZE`, default 5242880); 1 MiB of audio is 2 MiB of hex.
+  stdout lines of at most 5 MiB (adapters/message_size.py); 1 MiB of audio is 2 MiB of hex.
 - `join_wav`: a WAV file's header states its length, so WAV segments cannot simply be
   concatenated (players stop after the first); their frames are put under one header instead.
 """
@@ -17,7 +16,7 @@ import wave
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-DAEMON_CHUNK = 1024 * 1024
+from adapters.message_size import AUDIO_BYTES_PER_CHUNK as DAEMON_CHUNK
 
 
 @dataclass(frozen=True, slots=True)

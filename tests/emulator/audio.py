@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import struct
 
+from . import hostile
 from .context import Context
 from .multipart import MultipartError, MultipartFile, parse_form
 from .responses import dashscope_error, json_response, openai_error, text_response
@@ -84,6 +85,8 @@ def _audio_text(ctx: Context, task: str) -> Response:
         return openai_error(400, "'model' is a required field", "invalid_request_error", param="model")
     digest = hashlib.sha256(upload.data).hexdigest()[:12]
     text = f"{task} of {upload.filename}: {len(upload.data)} bytes, sha256 {digest}"
+    if ctx.faults.big is not None:
+        text = hostile.big_text(ctx.faults.big)
     response_format = str(form.get("response_format") or "json")
     if response_format == "text":
         return text_response(text + "\n", 200, ctype="text/plain; charset=utf-8")

@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import guard, replies
+from . import guard, hostile, replies
 from .context import Context
 from .replies import Reply
 from .responses import JSON, SSE, dumps, json_response, openai_error
@@ -158,6 +158,8 @@ def chat_completions(ctx: Context) -> Response:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, Mapping) for m in messages):
         return _bad_request("'messages' must be a non-empty array of message objects")
+    if (answer := hostile.chat(ctx, body)) is not None:
+        return answer
     stream = body.get("stream") is True
     user_text = next((text_of(m.get("content"))[0] for m in reversed(messages) if m.get("role") == "user"), "")
     if "BLOCK_ME" in user_text:

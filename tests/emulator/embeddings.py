@@ -72,6 +72,7 @@ def openai_embeddings(ctx: Context) -> Response:
     dim = body.get("dimensions", ctx.settings.embedding_dim)
     if not isinstance(dim, int) or isinstance(dim, bool) or not 0 < dim <= _MAX_DIM:
         return openai_error(400, f"Invalid dimensions: {dim!r}", "invalid_request_error", param="dimensions")
+    dim = ctx.faults.dims or dim
     as_base64 = body.get("encoding_format") == "base64"
     data = []
     for index, (text, _) in enumerate(texts):
@@ -106,6 +107,7 @@ def dashscope_embeddings(ctx: Context) -> Response:
     dim = parameters.get("dimension", ctx.settings.embedding_dim)
     if not isinstance(dim, int) or isinstance(dim, bool) or not 0 < dim <= _MAX_DIM:
         return dashscope_error(400, "InvalidParameter", f"dimension is invalid: {dim!r}", request_id)
+    dim = ctx.faults.dims or dim
     embeddings = [{"text_index": i, "embedding": list(embedding_vector(t, dim))} for i, (t, _) in enumerate(texts)]
     tokens = sum(words for _, words in texts)
     return json_response(

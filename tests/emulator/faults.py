@@ -22,6 +22,12 @@ Names (see `FAULT_HELP`):
   slow-chunks-MIN-MAX     between MIN and MAX milliseconds between stream events (the same
                           pseudo-random sequence for every stream, so runs compare)
   fail-first-N-<fault>    <fault> for the first N requests on this exact path, then normal
+Hostile answers (hostile.py):
+  big-N                   the answer's text is N bytes: chat content (in one stream event), each
+                          tool call's arguments when tools are offered, a transcript
+  calls-K                 with big-N and tools: K tool calls
+  dims-N                  embedding vectors of N dimensions whatever was asked for
+  flood-S                 chat stream: content events as fast as the client reads, for S seconds
 Shape options (not faults, but selected the same way):
   minimal-shapes          chat answers in the emulator's first minimal shape instead of the
                           DashScope compatible-mode shape (replies.py)
@@ -111,6 +117,10 @@ class Faults:
     fail_with: tuple[str, ...] = ()  # fault names applied while attempt <= fail_first
     minimal_shapes: bool = False
     guard_deny_text: bool = False
+    big: int | None = None
+    calls: int = 1
+    dims: int | None = None
+    flood: float | None = None
 
     def for_attempt(self, attempt: int) -> Faults:
         """The faults in force for the attempt-th request (1-based) on this path."""
@@ -220,7 +230,12 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"stall-{_NUMBER}"), "stall"),
     (re.compile(r"chunks-(\d+)"), "chunks"),
     (re.compile(rf"slow-chunks-{_NUMBER}"), "slow_chunks_ms"),
+    (re.compile(r"big-(\d+)"), "big"),
+    (re.compile(r"calls-(\d+)"), "calls"),
+    (re.compile(r"dims-(\d+)"), "dims"),
+    (re.compile(rf"flood-{_NUMBER}"), "flood"),
 ]
+_WHOLE_NUMBERS = frozenset({"status", "dashscope_status", "chunks", "big", "calls", "dims"})
 _FLAGS = {"html-502": "html_502", "badjson": "badjson", "badsse": "badsse", "ssecut": "ssecut",
           "ssereset": "ssereset", "sseerror": "sseerror", "close": "close",
           "minimal-shapes": "minimal_shapes", "guard-deny-text": "guard_deny_text"}  # fmt: skip
@@ -243,7 +258,7 @@ def _apply(faults: Faults, name: str) -> Faults:
                 return dataclasses.replace(faults, status=429, status_variant=value)
             if field_name in ("status", "dashscope_status") and int(value) not in STATUS_CODES:
                 raise UnknownFaultError(f"unsupported status in fault {name!r}; use one of {sorted(STATUS_CODES)}")
-            number: int | float = int(value) if field_name in ("status", "dashscope_status", "chunks") else float(value)
+            number: int | float = int(value) if field_name in _WHOLE_NUMBERS else float(value)
             return dataclasses.replace(faults, **{field_name: number})
     raise UnknownFaultError(f"unknown emulator fault {name!r}")
 

@@ -24,6 +24,8 @@ from adapters.dialects.kinds import ChatAnswer, ChatDialect, TokenCounts
 from adapters.engine.litellm_facade import ChatTurn, ToolCallPart
 from adapters.gateway.errors import error_from_event, stream_error
 from adapters.gateway.sse import EventStream
+from adapters.message_size import text_pieces
+from adapters.models.llm.chunk_size import closing_chunks
 
 SECURITY_GUARD_MODEL = "from-security-guard"
 BLOCK_MARK = "[Blocked by AI Gateway content security]"
@@ -139,12 +141,11 @@ def blocking_result(model: CatalogModel, answer: ChatAnswer, usage_for: UsageFn)
     )
 
 
-def result_as_stream(result: LLMResult) -> Iterator[LLMResultChunk]:
-    """A blocking answer relayed as a one-chunk stream (for backends that cannot stream tool calls)."""
-    yield LLMResultChunk(
-        model=result.model,
-        delta=LLMResultChunkDelta(index=0, message=result.message, usage=result.usage, finish_reason="stop"),
-    )
+def result_as_stream(model: CatalogModel, result: LLMResult) -> Iterator[LLMResultChunk]:
+    """A blocking answer relayed as a stream (for backends that cannot stream tool calls): one chunk,
+    unless it is too large for one message to the daemon."""
+    content = result.message.content if isinstance(result.message.content, str) else ""
+    yield from closing_chunks(model, 0, content, result.message.tool_calls, result.usage, "stop")
 
 
 def collect_stream(model: CatalogModel, chunks: Iterator[LLMResultChunk]) -> LLMResult:
@@ -195,10 +196,12 @@ def relay_stream(
             raise unreadable(route_path, f"event {number}", exc) from exc
         if text:
             produced.append(text)
-            yield LLMResultChunk(
-                model=model.name, delta=LLMResultChunkDelta(index=index, message=AssistantPromptMessage(content=text))
-            )
-            index += 1
+            for piece in text_pieces(text):  # one piece unless the delta is megabytes long
+                yield LLMResultChunk(
+                    model=model.name,
+                    delta=LLMResultChunkDelta(index=index, message=AssistantPromptMessage(content=piece)),
+                )
+                index += 1
     if not events.done and (finish_reason is None or usage is None):
         # Without [DONE] the answer is whole only if its end arrived: a finish reason, then the
         # usage the request always asks for (stream_options.include_usage). vLLM and Higress'
@@ -209,12 +212,5 @@ def relay_stream(
         )
     usage = usage or TokenCounts(None, None)
     tail = thinking.close()
-    yield LLMResultChunk(
-        model=model.name,
-        delta=LLMResultChunkDelta(
-            index=index,
-            message=AssistantPromptMessage(content=tail, tool_calls=tools.complete()),
-            usage=usage_for(usage.prompt, usage.completion, "".join(produced) + tail),
-            finish_reason=finish_reason or "stop",
-        ),
-    )
+    total = usage_for(usage.prompt, usage.completion, "".join(produced) + tail)
+    yield from closing_chunks(model, index, tail, tools.complete(), total, finish_reason or "stop")

@@ -23,6 +23,7 @@ from adapters.dialects.registry import dialect
 from adapters.gateway.transport import GatewaySession, session_for
 from adapters.models.base import GatewayModel, bad_request, checking_credentials
 from adapters.models.llm.answer import UsageFn, blocking_result, collect_stream, relay_stream, result_as_stream
+from adapters.models.llm.chunk_size import deliverable
 from adapters.models.llm.request import build_chat_request, to_openai_messages
 from adapters.models.llm.streaming import plan_streaming
 from adapters.models.usage import estimate_tokens, llm_usage
@@ -54,13 +55,13 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
         wire = dialect(ChatDialect, target.route.dialect)
         if streaming.on_wire and response.headers.get("content-type", "").startswith("text/event-stream"):
             chunks = self._relay(target, wire, session, response, usage_for)
-            return chunks if streaming.to_dify else collect_stream(target, chunks)
+            return chunks if streaming.to_dify else deliverable(target, collect_stream(target, chunks))
         if streaming.on_wire:
             # A stream request answered with plain JSON (some gateway plugins do): read it as one answer.
             response.read()
             response.close()
         result = blocking_result(target, wire.parse_answer(response), usage_for)
-        return result_as_stream(result) if streaming.to_dify else result
+        return result_as_stream(target, result) if streaming.to_dify else deliverable(target, result)
 
     def _relay(
         self,

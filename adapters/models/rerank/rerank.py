@@ -25,6 +25,7 @@ from adapters.catalog.resolver import resolve_model
 from adapters.dialects.kinds import RerankDialect
 from adapters.dialects.registry import dialect
 from adapters.gateway.transport import session_for
+from adapters.message_size import oversize, text_worst_case, too_large
 from adapters.models.base import GatewayModel, bad_request, checking_credentials
 from adapters.models.batches import in_parallel
 
@@ -70,7 +71,12 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
         if score_threshold:
             ranked = [(index, score) for index, score in ranked if score >= score_threshold]
         documents = [RerankDocument(index=index, text=docs[index], score=score) for index, score in ranked[:limit]]
-        return RerankResult(model=target.name, docs=documents)
+        result = RerankResult(model=target.name, docs=documents)
+        worst = sum(text_worst_case(document.text) + 64 for document in documents)
+        if (size := oversize(result, worst)) is not None:
+            what = f"the {len(documents):,} ranked documents with their texts"
+            raise bad_request(target, too_large(what, size) + "; ask for fewer of them (top_n).")
+        return result
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
         """Reranks one document through the same route and auth the model will use."""

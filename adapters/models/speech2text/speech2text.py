@@ -21,6 +21,7 @@ from adapters.credentials import text
 from adapters.dialects.kinds import TranscriptionDialect
 from adapters.dialects.registry import dialect
 from adapters.gateway.transport import session_for
+from adapters.message_size import oversize, text_worst_case, too_large
 from adapters.models.audio import KNOWN_FORMATS, silence_wav, sniff_audio_format
 from adapters.models.base import GatewayModel, bad_request, checking_credentials, translated_by_litellm
 
@@ -72,7 +73,11 @@ class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
             )
         session = session_for(credentials)
         response = session.send(target.route.path, files={"file": upload}, data=fields)
-        return wire.parse_answer(provider=provider, model=name, response=response)
+        transcript = wire.parse_answer(provider=provider, model=name, response=response)
+        if (size := oversize({"result": transcript}, text_worst_case(transcript) + 64)) is not None:
+            what = f"the transcript ({len(transcript):,} characters)"
+            raise bad_request(target, too_large(what, size) + "; Dify takes a transcript as one message.")
+        return transcript
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
         """Transcribes 0.1 s of silence through the same route and auth the model will use."""

@@ -22,11 +22,13 @@ from dify_plugin.entities.model import EmbeddingInputType
 from dify_plugin.entities.model.text_embedding import EmbeddingUsage, TextEmbeddingResult
 from dify_plugin.interfaces.model.text_embedding_model import TextEmbeddingModel
 
+from adapters.catalog.dify_schema import max_chunks
 from adapters.catalog.loader import CatalogModel
 from adapters.catalog.resolver import resolve_model
 from adapters.dialects.kinds import EmbeddingBatch, EmbeddingDialect
 from adapters.dialects.registry import dialect
 from adapters.gateway.transport import session_for
+from adapters.message_size import embedding_worst_case, oversize, too_large
 from adapters.models.base import GatewayModel, bad_request, checking_credentials, translated_by_litellm
 from adapters.models.batches import in_parallel
 from adapters.models.usage import embedding_usage, estimate_tokens
@@ -73,7 +75,9 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
             answer.tokens if answer.tokens is not None else sum(self._count(target, batch))
             for answer, batch in zip(answers, batches, strict=True)
         )
-        return TextEmbeddingResult(model=target.name, embeddings=vectors, usage=self._usage(target, tokens))
+        return _deliverable(
+            target, TextEmbeddingResult(model=target.name, embeddings=vectors, usage=self._usage(target, tokens))
+        )
 
     def _usage(self, target: CatalogModel, tokens: int) -> EmbeddingUsage:
         started = getattr(self, "started_at", None) or time.perf_counter()
@@ -91,3 +95,21 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
         """Embeds one short text through the same route and auth the model will use."""
         with checking_credentials(model):
             self._invoke(model, dict(credentials), ["ping"])
+
+
+def _deliverable(target: CatalogModel, result: TextEmbeddingResult) -> TextEmbeddingResult:
+    """The result, if it fits in one message to the plugin daemon; a bad request naming its size if not.
+
+    It does not fit when a call brings more texts than the model's max_chunks told Dify, or the
+    gateway answers with longer vectors than the model declares.
+    """
+    vectors = result.embeddings
+    size = oversize(result, embedding_worst_case(vectors))
+    if size is None:
+        return result
+    dimensions = max(len(vector) for vector in vectors)
+    raise bad_request(
+        target,
+        too_large(f"{len(vectors)} vectors of {dimensions:,} dimensions", size)
+        + f"; send at most {max_chunks(target.info)} texts per call (the max_chunks Dify is told).",
+    )
