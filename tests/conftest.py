@@ -13,6 +13,7 @@ import dify_plugin  # noqa: F401
 import pytest
 
 from tests.emulator import Consumer, GatewayEmulator, serve
+from tests.stdio_driver import daemon_rule_violations
 
 PLUGIN_ROOT = Path(__file__).resolve().parent.parent
 TEST_KEY = "sk-test-a"
@@ -39,6 +40,15 @@ _ENV_TO_CLEAR = (
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in _ENV_TO_CLEAR:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def daemon_rules() -> Iterator[None]:
+    """Every plugin process a test ran is held to what the daemon enforces (tests/stdio_driver.py):
+    no stdout line over 5 MiB, and heartbeats never late by more than their interval once in service."""
+    yield
+    if problems := daemon_rule_violations():
+        pytest.fail("\n".join(problems), pytrace=False)
 
 
 @dataclass

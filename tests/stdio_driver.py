@@ -57,6 +57,7 @@ from typing import Any, Final, Literal, Self
 __all__ = [
     "DAEMON_MAX_LINE_BYTES",
     "MODEL_ACTION_SPECS",
+    "SDK_HEARTBEAT_INTERVAL",
     "ActionSpec",
     "PluginProcess",
     "PluginProcessError",
@@ -67,6 +68,7 @@ __all__ = [
     "StdoutLineTooLongError",
     "build_envelope",
     "build_request_data",
+    "daemon_rule_violations",
     "prompt_message",
 ]
 
@@ -75,6 +77,11 @@ __all__ = [
 # so a line is accepted only if line + "\n" fits: at most DAEMON_MAX_LINE_BYTES - 1 bytes
 # of content.
 DAEMON_MAX_LINE_BYTES: Final[int] = 5 * 1024 * 1024
+
+# The SDK's heartbeat period when HEARTBEAT_INTERVAL is not set (dify_plugin's DifyPluginEnv). The
+# daemon kills a plugin silent for 120 s; a plugin whose heartbeats are late by more than one period
+# has a blocked gevent hub, which also freezes every other session of the process.
+SDK_HEARTBEAT_INTERVAL: Final[float] = 10.0
 
 # How much stderr we keep. The daemon keeps only 1 KiB; we keep more because it is the
 # only place a crashing plugin's traceback shows up, but still bound it so a chatty
@@ -547,14 +554,29 @@ class PluginProcess:
     reader threads: :attr:`manifest`, :attr:`logs`, :attr:`plugin_errors`,
     :attr:`non_json_lines`, :attr:`unrecognized_messages`, :attr:`orphan_messages`,
     :attr:`heartbeat_times`.
+
+    Heartbeats are timed as the daemon sees them (when their line is read): see
+    :meth:`heartbeat_gaps_in_service` and :attr:`heartbeat_gap_bound`, which
+    :func:`daemon_rule_violations` holds every process to.
     """
 
-    def __init__(self, proc: "subprocess.Popen[bytes]", spawned_at: float, plugin_dir: Path) -> None:
+    def __init__(
+        self,
+        proc: "subprocess.Popen[bytes]",
+        spawned_at: float,
+        plugin_dir: Path,
+        heartbeat_interval: float = SDK_HEARTBEAT_INTERVAL,
+    ) -> None:
         # Use start(); __init__ only wires state so the reader threads can run.
         self._proc = proc
         self.plugin_dir = plugin_dir
         self.spawned_at = spawned_at
         self.pid = proc.pid
+        self.heartbeat_interval = heartbeat_interval
+        # The longest silence between heartbeats the process is allowed once in service: twice the
+        # interval. A test that silences the plugin on purpose (SIGSTOP, a probe that blocks) sets
+        # it to None.
+        self.heartbeat_gap_bound: float | None = 2 * heartbeat_interval
 
         self._lock = threading.Lock()  # guards every collection below
         # One writer at a time: concurrent request lines must not interleave.
@@ -572,6 +594,9 @@ class PluginProcess:
         self.heartbeat_times: list[float] = []
         self.fatal_error: PluginProtocolError | None = None
         self._fatal_reported = False
+        self._gap_reported = False
+        self._first_end_at: float | None = None  # when the first session ended
+        self._stopped_at: float | None = None  # when the process was closed or seen dead
         self._closed = False
         self._close_reason: str | None = None
         self._stderr = bytearray()
@@ -616,7 +641,10 @@ class PluginProcess:
             stderr=subprocess.PIPE,
             close_fds=True,  # so concurrent plugin processes never hold each other's pipes
         )
-        plugin = cls(proc, spawned_at, plugin_dir)
+        interval = float(full_env.get("HEARTBEAT_INTERVAL") or SDK_HEARTBEAT_INTERVAL)
+        plugin = cls(proc, spawned_at, plugin_dir, interval)
+        with _WATCHED_LOCK:
+            _WATCHED.append(plugin)
         try:
             plugin._wait_ready(ready_timeout)
         except BaseException:
@@ -671,6 +699,7 @@ class PluginProcess:
             if self._closed:
                 return
             self._closed = True
+            self._stopped_at = self._stopped_at or time.monotonic()
             if self._close_reason is None:
                 self._close_reason = "PluginProcess.close() was called"
         proc = self._proc
@@ -864,6 +893,28 @@ class PluginProcess:
             gaps.append(time.monotonic() - times[-1])
         return gaps
 
+    def heartbeat_gaps_in_service(self) -> list[float]:
+        """Seconds between heartbeats once the plugin is in service, and the silence since the last.
+
+        In service means from the first heartbeat after the first session ended: start-up, LiteLLM's
+        import included (it blocks the hub for ~2 s right after the first heartbeat), is over by
+        then. The silence after the last heartbeat counts up to now, or to when the process stopped.
+        Empty before then.
+        """
+        with self._lock:
+            first_end, stopped_at = self._first_end_at, self._stopped_at
+            times = [t for t in self.heartbeat_times if first_end is not None and t > first_end]
+        if not times:
+            return []
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        gaps.append((stopped_at or time.monotonic()) - times[-1])
+        return gaps
+
+    @property
+    def max_heartbeat_gap(self) -> float:
+        """The longest of :meth:`heartbeat_gaps_in_service` (0.0 before the plugin is in service)."""
+        return max(self.heartbeat_gaps_in_service(), default=0.0)
+
     def wait_for_heartbeats(self, count: int, timeout: float) -> None:
         """Block until at least ``count`` heartbeats were seen in total."""
         deadline = time.monotonic() + timeout
@@ -977,6 +1028,7 @@ class PluginProcess:
         error = StdoutLineTooLongError(len(head), sid)
         with self._lock:
             self.fatal_error = error
+            self._stopped_at = self._stopped_at or time.monotonic()
             self._close_reason = str(error)
         # Like the daemon: stop reading and kill the plugin.
         with contextlib.suppress(ProcessLookupError):
@@ -991,6 +1043,7 @@ class PluginProcess:
         now = time.monotonic()
         with self._lock:
             self._stopped.set()
+            self._stopped_at = self._stopped_at or now
             pending = list(self._sessions.values())
             self._sessions.clear()
             kind: FrameKind = "fatal" if self.fatal_error is not None else "dead"
@@ -1054,4 +1107,44 @@ class PluginProcess:
                 # Drop the session here, in the reader, so anything after "end" is orphaned
                 # even if the consumer has not caught up yet.
                 del self._sessions[sid]
+                self._first_end_at = self._first_end_at or now
         state.frames.put(_Frame(kind, payload, now))
+
+
+# --------------------------------------------------------------------------- the daemon's rules
+
+_WATCHED: list[PluginProcess] = []
+_WATCHED_LOCK = threading.Lock()
+
+
+def daemon_rule_violations() -> list[str]:
+    """What the daemon would not have taken from the plugin processes started so far.
+
+    A stdout line over its limit (the driver killed the process, as the daemon does) that no
+    request raised to the caller, and heartbeats silent for longer than a process's
+    :attr:`~PluginProcess.heartbeat_gap_bound` while in service. Each is reported once; a
+    closed process is checked one last time and then forgotten. tests/conftest.py calls this
+    after every test, so every stdio test is held to these rules.
+    """
+    problems: list[str] = []
+    with _WATCHED_LOCK:
+        watched = list(_WATCHED)
+    for plugin in watched:
+        with plugin._lock:
+            closed = plugin._closed or plugin._stopped.is_set()
+            fatal = plugin.fatal_error if not plugin._fatal_reported else None
+            plugin._fatal_reported = plugin._fatal_reported or fatal is not None
+        if fatal is not None:
+            problems.append(f"plugin pid {plugin.pid}: {fatal}")
+        bound = plugin.heartbeat_gap_bound
+        if bound is not None and not plugin._gap_reported and (gap := plugin.max_heartbeat_gap) > bound:
+            plugin._gap_reported = True
+            problems.append(
+                f"plugin pid {plugin.pid}: no heartbeat for {gap:.2f} s while in service, over the "
+                f"{bound:g} s allowed (twice HEARTBEAT_INTERVAL={plugin.heartbeat_interval:g} s): its gevent "
+                "hub was blocked, and with it every other session"
+            )
+        if closed:
+            with _WATCHED_LOCK:
+                _WATCHED.remove(plugin)
+    return problems

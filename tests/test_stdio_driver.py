@@ -14,6 +14,7 @@ Probe LLM behaviour, selected by model name:
 * ``chatty``: print()s a non-JSON line to stdout before answering.
 * ``die``: writes to stderr and exits the process with code 3.
 * ``huge``: yields one 6 MiB chunk (over the daemon's 5 MiB line limit).
+* ``freeze``: holds the gevent hub for 1 s (a busy loop) before answering.
 """
 
 import os
@@ -28,12 +29,14 @@ import pytest
 
 from tests.stdio_driver import (
     DAEMON_MAX_LINE_BYTES,
+    SDK_HEARTBEAT_INTERVAL,
     PluginProcess,
     PluginProcessError,
     PluginSessionError,
     StdoutLineTooLongError,
     build_envelope,
     build_request_data,
+    daemon_rule_violations,
     prompt_message,
 )
 
@@ -183,6 +186,10 @@ class ProbeLLM(LargeLanguageModel):
             os._exit(3)
         if model == "chatty":
             print("hello from print()", flush=True)
+        if model == "freeze":
+            until = time.monotonic() + 1.0
+            while time.monotonic() < until:
+                pass
         text = _last_user_text(prompt_messages)
         words = ["x" * (6 * 1024 * 1024)] if model == "huge" else text.split()
         if not stream:
@@ -519,6 +526,26 @@ def test_heartbeats_keep_flowing(plugin: PluginProcess) -> None:
 
 
 # --------------------------------------------------------------------------- own processes
+
+
+def test_a_blocked_hub_is_reported_as_late_heartbeats(probe_dir: Path) -> None:
+    with PluginProcess.start(probe_dir, env=PLUGIN_ENV) as proc:
+        assert proc.heartbeat_interval == 0.2 and proc.heartbeat_gap_bound == 0.4
+        assert proc.max_heartbeat_gap == 0.0  # not in service before a session has ended
+        proc.request("invoke_llm", llm_data("warm up"), provider=PROVIDER)
+        proc.wait_for_heartbeats(proc.heartbeats + 3, timeout=5)
+        assert 0.1 < proc.max_heartbeat_gap < 0.4
+        proc.request("invoke_llm", llm_data("hold on", model="freeze"), provider=PROVIDER)
+        assert proc.max_heartbeat_gap >= 0.9
+    [problem] = daemon_rule_violations()  # reported once, here instead of by the conftest fixture
+    assert f"plugin pid {proc.pid}: no heartbeat for" in problem and "over the 0.4 s allowed" in problem
+    assert daemon_rule_violations() == []
+
+
+def test_the_sdk_heartbeat_interval_applies_when_none_is_set(probe_dir: Path) -> None:
+    with PluginProcess.start(probe_dir) as proc:
+        assert proc.heartbeat_interval == SDK_HEARTBEAT_INTERVAL
+        assert proc.heartbeat_gap_bound == 2 * SDK_HEARTBEAT_INTERVAL
 
 
 def test_process_death_reports_exit_code_and_stderr(probe_dir: Path) -> None:
