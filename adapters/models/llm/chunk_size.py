@@ -1,7 +1,7 @@
 """LLM answers in messages the plugin daemon can read: each chunk under its 5 MiB line limit.
 
-What Dify can take apart, and so what may be split (Dify's api/core/model_runtime/model_providers/
-__base/large_language_model.py and core/agent/fc_agent_runner.py):
+What Dify can take apart, and so what may be split (langgenius/dify, api/core/model_runtime/
+model_providers/__base/large_language_model.py and api/core/agent/fc_agent_runner.py):
 - a streamed answer's text: Dify concatenates the content of every chunk, so a long delta goes out
   as several chunks of at most TEXT_CHARS_PER_CHUNK characters;
 - a streamed answer's tool calls: the agent runner extends its list with each chunk's tool calls,
