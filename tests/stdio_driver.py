@@ -435,6 +435,9 @@ class SessionStream(Iterator[dict[str, Any]]):
         self.deadline = sent_at + timeout
         self.result = SessionResult(session_id=state.session_id, action=state.action, sent_at=sent_at)
         self._done = False
+        # False: items are handed to the iterating caller but not kept in `result` (a flood of a
+        # million chunks need not be held in the test's memory).
+        self.keep_items = True
 
     @property
     def session_id(self) -> str:
@@ -511,8 +514,9 @@ class SessionStream(Iterator[dict[str, Any]]):
                 raise TimeoutError(msg) from None
 
             if frame.kind == "stream":
-                self.result.items.append(frame.data)
-                self.result.item_times.append(frame.at)
+                if self.keep_items:
+                    self.result.items.append(frame.data)
+                    self.result.item_times.append(frame.at)
                 return frame.data
             if frame.kind == "invoke":
                 # Backwards invocation (plugin -> Dify). We are not Dify: record it. The

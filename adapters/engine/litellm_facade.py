@@ -30,6 +30,8 @@ from typing import Any
 
 import httpx
 
+from adapters.cooperative import off_the_hub
+
 # Set before LiteLLM is imported, and forced: the plugin must not fetch the remote cost map, load a
 # .env file, download tokenizers or log prompts, whatever the environment around it says.
 _PRIVATE_ENV = {
@@ -277,11 +279,16 @@ def parse_text_completion_chunk(*, data: dict[str, Any]) -> ChatTurn | None:
 
 
 def count_tokens(*, model: str, messages: list[dict[str, Any]] | None = None, text: str = "") -> int:
-    """Tokens of OpenAI-shaped `messages`, or of `text`, by LiteLLM's bundled tokenizer (never downloaded)."""
+    """Tokens of OpenAI-shaped `messages`, or of `text`, by LiteLLM's bundled tokenizer (never downloaded).
+
+    Counted in one of gevent's real threads (adapters/cooperative.py): counting a 10 MB prompt takes
+    ~0.4 s and the tokenizer's first load ~0.8 s, which on the hub would hold every other session and
+    the heartbeat for as long (tests/test_hub_turns.py).
+    """
     counter = _engine().token_counter
     if messages is not None:
-        return int(counter(model=model, messages=messages))
-    return int(counter(model=model, text=text)) if text else 0
+        return int(off_the_hub(functools.partial(counter, model=model, messages=messages)))
+    return int(off_the_hub(functools.partial(counter, model=model, text=text))) if text else 0
 
 
 # ---------------------------------------------------------------------------------------------

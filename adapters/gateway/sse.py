@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from adapters.cooperative import give_way
 from adapters.gateway.errors import stream_error
 
 # After [DONE], how long one read may wait for the rest of the body, and how many lines are read.
@@ -76,6 +77,7 @@ class EventStream:
         lines = iter_lines(self.response.iter_text())
         event_type, data = "", []
         for line in lines:
+            give_way()  # a gateway that sends faster than the plugin relays must not hold the hub
             if line:
                 # Performance: `data:` lines, nearly all of a stream, are sliced once and not split.
                 if line.startswith("data:"):

@@ -48,6 +48,7 @@ from pathlib import Path
 import httpx
 
 from tests.emulator import Consumer, GatewayEmulator, serve
+from tests.emulator.process import emulator_process as separate_emulator
 from tests.stdio_driver import PluginProcess, SessionResult, prompt_message
 from tests.tools.recorded_shapes import Shape, write_scaled, write_verbatim
 from tests.tools.sdk_floor import floor_chat, write_floor_plugin
@@ -150,26 +151,11 @@ def make_tls(directory: Path) -> TlsFiles:
 @contextlib.contextmanager
 def emulator_process(tls: TlsFiles | None, *options: str) -> Iterator[str]:
     """`python -m tests.emulator` in its own process, so it does not share the raw client's GIL."""
-    command = [sys.executable, "-m", "tests.emulator", "--port", "0", "--auth", "api_key", "--api-key", KEY, *options]
+    arguments = ["--auth", "api_key", "--api-key", KEY, *options]
     if tls is not None:
-        command += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
-    proc = subprocess.Popen(
-        command, cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    try:
-        line = proc.stdout.readline().decode().strip()
-        if not line.startswith("READY "):
-            raise RuntimeError(f"the emulator did not start: {line!r}")
-        yield line.split(" ", 1)[1]
-    finally:
-        with contextlib.suppress(OSError):
-            proc.stdin.close()  # the emulator stops at stdin EOF
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        arguments += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
+    with separate_emulator(*arguments) as base_url:
+        yield base_url
 
 
 def plugin_env(tls: TlsFiles) -> dict[str, str]:

@@ -1,0 +1,128 @@
+"""One busy session never freezes the others: the gevent hub gets its turn during floods and big counts.
+
+Every session of the plugin process, and the heartbeat the daemon kills a silent plugin without,
+share one gevent hub (adapters/cooperative.py). The bounds held here:
+- during a stream the gateway sends as fast as the plugin reads (the emulator's `flood-S`, run in a
+  process of its own so it does not share the test's hub), heartbeats keep their cadence (no gap
+  over twice HEARTBEAT_INTERVAL) and a paced stream beside it sees no gap over 0.5 s;
+- counting the tokens of a 10 MB prompt holds the hub for no more than 100 ms at a time.
+
+`make test` floods for FLOOD_SECONDS (3 s, with heartbeats every 0.5 s); AIGW_FLOOD_SECONDS=60 runs
+the issue's full minute.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import gevent
+import pytest
+from dify_plugin.entities.model.message import UserPromptMessage
+
+from tests.conftest import PLUGIN_ROOT, Gateway, adapter
+from tests.emulator.hostile import FLOOD_WORD
+from tests.emulator.process import emulator_process
+from tests.stdio_driver import PluginProcess, SessionStream, chat_data
+
+PROVIDER = "aliyun_ai_gateway"
+FLOOD_SECONDS = float(os.environ.get("AIGW_FLOOD_SECONDS", "3"))
+HEARTBEAT_INTERVAL = 0.5
+PACED_GAP_BOUND = 0.5
+HUB_HOLD_BOUND = 0.1
+PACED_WORDS = 30  # 20 ms apart: ~0.6 s per paced stream
+
+
+@pytest.fixture(scope="module")
+def separate_gateway() -> Iterator[str]:
+    with emulator_process() as base_url:
+        yield base_url
+
+
+@dataclass
+class Flood:
+    chunks: int = 0
+    unexpected: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    ended_at: float = 0.0
+
+
+def _consume(session: SessionStream, flood: Flood) -> None:
+    for item in session:
+        text = item["delta"]["message"]["content"] or ""
+        if text not in ("", FLOOD_WORD):
+            flood.unexpected.append(text[:40])
+        flood.chunks += 1
+        flood.finish_reason = item["delta"]["finish_reason"] or flood.finish_reason
+    flood.ended_at = time.monotonic()
+
+
+def _gaps(times: list[float]) -> list[float]:
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
+
+
+def test_a_flooding_stream_starves_neither_the_heartbeat_nor_a_paced_stream(separate_gateway: str) -> None:
+    def credentials(faults: str) -> dict[str, str]:
+        return {"endpoint_url": f"{separate_gateway}{faults}/v1", "api_key": "sk-any", "max_retries": "0"}
+
+    env = {"INSTALL_METHOD": "local", "HEARTBEAT_INTERVAL": str(HEARTBEAT_INTERVAL)}
+    with PluginProcess.start(PLUGIN_ROOT, env=env) as plugin:
+        plugin.request("invoke_llm", chat_data(PROVIDER, "qwen-plus", credentials(""), "warm up"))  # LiteLLM's import
+        plugin.wait_for_heartbeats(plugin.heartbeats + 2, timeout=10)
+
+        session = plugin.stream(
+            "invoke_llm",
+            chat_data(PROVIDER, "qwen-plus", credentials(f"/_fault/flood-{FLOOD_SECONDS:g}"), "flood"),
+            timeout=FLOOD_SECONDS + 60,
+        )
+        session.keep_items = False
+        flood = Flood()
+        consumer = threading.Thread(target=_consume, args=(session, flood))
+        consumer.start()
+        started = time.monotonic()
+
+        paced_gaps: list[float] = []
+        paced = 0
+        words = " ".join(f"w{i}" for i in range(PACED_WORDS - 1))
+        while time.monotonic() < started + FLOOD_SECONDS - 0.5:
+            result = plugin.collect(
+                "invoke_llm", chat_data(PROVIDER, "qwen-plus", credentials("/_fault/slow-chunks-20"), words)
+            ).raise_for_error()
+            assert "".join(i["delta"]["message"]["content"] or "" for i in result.items) == f"echo: {words}"
+            paced_gaps += _gaps([result.sent_at, *result.item_times])
+            paced += 1
+        consumer.join(timeout=FLOOD_SECONDS + 60)
+        beats = [t for t in plugin.heartbeat_times if started <= t <= flood.ended_at]
+        heartbeat_gaps = _gaps([started, *beats, flood.ended_at])
+
+    assert flood.finish_reason == "stop" and flood.unexpected == []
+    assert flood.chunks > 1000 * FLOOD_SECONDS, "the flood relayed thousands of chunks a second"
+    assert paced >= 1
+    assert max(paced_gaps) <= PACED_GAP_BOUND, f"a paced stream stalled {max(paced_gaps):.2f} s during the flood"
+    assert max(heartbeat_gaps) <= 2 * HEARTBEAT_INTERVAL, f"heartbeats {max(heartbeat_gaps):.2f} s apart"
+
+
+def test_counting_the_tokens_of_a_10_mb_prompt_holds_the_hub_under_100_ms(gateway: Gateway) -> None:
+    ticks: list[float] = []
+
+    def ticker() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            gevent.sleep(0.01)
+
+    llm = adapter("llm")
+    llm.get_num_tokens("qwen-plus", gateway.credentials(), [UserPromptMessage(content="hi")])  # LiteLLM loaded
+    prompt = ("Dify plugins share one process; 所有会话共用一个进程。 " * 250_000)[:10_000_000]
+    beat = gevent.spawn(ticker)
+    try:
+        gevent.sleep(0.05)
+        count = llm.get_num_tokens("qwen-plus", gateway.credentials(), [UserPromptMessage(content=prompt)])
+        gevent.sleep(0.02)
+    finally:
+        beat.kill()
+    assert count > 1_000_000
+    assert max(_gaps(ticks)) < HUB_HOLD_BOUND, f"the hub was held {max(_gaps(ticks)):.3f} s"
