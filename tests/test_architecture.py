@@ -25,14 +25,16 @@ from tests.conftest import PLUGIN_ROOT
 # - dialects: wire formats, one object per name in routes.yaml (a request body, an answer).
 # - engine (the LiteLLM façade) and gateway (endpoint, auth, transport, retry, errors, sse): what a
 #   dialect builds on; the gateway moves bytes to a route path and knows no model, route or dialect.
-# - credentials: reading one credential field with the one error phrasing, used at every level.
+# - credentials, cooperative, message_size: used at every level and built on nothing of the plugin's:
+#   reading one credential field with the one error phrasing; giving the gevent hub its turn; the
+#   size of one message to the plugin daemon.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("adapters.runtime",),
     ("adapters.provider", "adapters.models"),
     ("adapters.catalog",),
     ("adapters.dialects",),
     ("adapters.engine", "adapters.gateway"),
-    ("adapters.credentials",),
+    ("adapters.credentials", "adapters.cooperative", "adapters.message_size"),
 )
 ADAPTERS = PLUGIN_ROOT / "adapters"
 
