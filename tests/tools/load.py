@@ -20,7 +20,8 @@ from pathlib import Path
 # gevent's patching (on import) before any thread starts; the driver cooperates with it.
 import dify_plugin  # noqa: F401
 
-from tests.emulator import Consumer, GatewayEmulator, embedding_vector, serve
+from tests.emulator import embedding_vector
+from tests.emulator.process import emulator_process
 from tests.stdio_driver import PluginProcess, chat_data
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[2]
@@ -91,9 +92,11 @@ def _embed(plugin: PluginProcess, credentials: dict, texts: list[str]) -> str | 
 
 def run_load(chats: int = 100, embeddings: int = 20, rounds: int = 3, chunk_delay_ms: int = 20) -> LoadReport:
     report = LoadReport(chats, embeddings)
-    emulator = GatewayEmulator(consumers=[Consumer(name="load", api_key=KEY)])
     env = {"INSTALL_METHOD": "local", "HEARTBEAT_INTERVAL": "0.5"}
-    with serve(emulator) as base_url, PluginProcess.start(PLUGIN_ROOT, env=env) as plugin:
+    with (
+        emulator_process("--auth", "api_key", "--api-key", KEY, "--consumer", "load") as base_url,
+        PluginProcess.start(PLUGIN_ROOT, env=env) as plugin,
+    ):
         slow = {"endpoint_url": f"{base_url}/_fault/slow-chunks-{chunk_delay_ms}/v1", "api_key": KEY}
         plain = {"endpoint_url": f"{base_url}/v1", "api_key": KEY}
         _chat(plugin, plain, "warm up")  # LiteLLM's import is not part of the load
