@@ -15,7 +15,7 @@ with an error that quotes the whole value, which would put a secret into an exce
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any, Final
 
 from dify_plugin.errors.model import CredentialsValidateFailedError
@@ -65,6 +65,46 @@ def converted[Value](
         if fits(value):
             return value
     raise credential_error(field, f"{expected}, got {raw!r}.")
+
+
+# Packed options: `name=value` pairs in one text field, separated by `;` or line breaks.
+_OPTION_SEPARATORS: Final = re.compile(r"[;\r\n]")
+_OPTION_NAME: Final = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def packed_options(credentials: Mapping[str, Any], field: str, known: Collection[str]) -> dict[str, str]:
+    """The `name=value` options written in one text field (gateway_options, model_options).
+
+    Rarely used settings share one field so the forms stay within the 32 fields Dify's daemon
+    accepts. Names are the credential field names those settings had when they were fields of
+    their own. A value may be empty (`jwt_header_prefix=`) and may hold anything but `;` and line
+    breaks. A piece that is not `name=value`, a name given twice, or a name not in `known` fails
+    naming `field`; the caller checks that each name applies. For fields that hold no secret only.
+    """
+    options: dict[str, str] = {}
+    for piece in _OPTION_SEPARATORS.split(text(credentials, field)):
+        piece = piece.strip()
+        if not piece:
+            continue
+        name, equals, value = piece.partition("=")
+        name = name.strip().lower()
+        if not equals or not _OPTION_NAME.fullmatch(name):
+            raise credential_error(field, f"{piece[:48]!r} is not name=value; separate options with ';'.")
+        if name in options:
+            raise credential_error(field, f"{name!r} is given twice.")
+        if name not in known:
+            raise credential_error(field, f"unknown option {name!r}; options are {', '.join(known)}.")
+        options[name] = value.strip()
+    return options
+
+
+def with_options(credentials: Mapping[str, Any], options: Mapping[str, str], names: Iterable[str]) -> dict[str, Any]:
+    """Each of `names` from `options`, else from the credential field of that name.
+
+    Installs of earlier versions stored these settings as fields of their own; Dify keeps handing
+    them over until the form is saved again, so they still count where no option replaces them.
+    """
+    return {name: options[name] if name in options else credentials.get(name) for name in names}
 
 
 def required_text(credentials: Mapping[str, Any], field: str) -> str:

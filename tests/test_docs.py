@@ -133,3 +133,25 @@ def test_the_checks_catch_what_they_are_for() -> None:
         "tests/test_docs.py::test_that_does_not_exist",
     ]
     assert UNSHIPPED.search("as " + "gateway-protocol" + ".md §4 says")
+
+
+def _headings(document: str, level: str = "## ") -> list[str]:
+    return [line[len(level) :] for line in _read(document).splitlines() if line.startswith(level)]
+
+
+def test_the_readme_dify_shows_is_for_dify_users_and_developers_have_their_own() -> None:
+    assert _headings("README.md") == [
+        "Install in Dify",
+        "Configure the models",
+        "Models",
+        "Troubleshooting",
+        "Privacy",
+        "Development",
+    ]
+    developing = _headings("DEVELOPING.md") + _headings("DEVELOPING.md", "### ")
+    for topic in ("Quick start", "Building the package", "Upgrading LiteLLM", "Performance", "Reliability"):
+        assert topic in developing
+    assert "[DEVELOPING.md](DEVELOPING.md)" in _read("README.md")
+    # Developer commands stay out of what Dify shows: only building, checking, smoke-testing, regenerating.
+    commands = set(re.findall(r"make [a-z-]+", _read("README.md")))
+    assert commands <= {"make package", "make demo", "make generate", "make check", "make test"}, commands

@@ -15,7 +15,7 @@ from adapters.catalog.loader import default_catalog
 from adapters.gateway.auth.api_key import ApiKeyConfig
 from adapters.gateway.auth.hmac import HmacConfig
 from adapters.gateway.auth.jwt import JwtConfig
-from adapters.gateway.config import GATEWAY_FIELDS, GatewayConfig, config_key
+from adapters.gateway.config import GATEWAY_FIELDS, GATEWAY_FORM_FIELDS, GATEWAY_OPTIONS, GatewayConfig, config_key
 from adapters.gateway.transport import open_session
 from tests.conftest import PLUGIN_ROOT
 
@@ -35,7 +35,43 @@ def _form_fields(section: str) -> list[dict[str, Any]]:
 
 
 def test_the_gateway_fields_are_the_forms_gateway_fields() -> None:
-    assert tuple(f["variable"] for f in _form_fields("gateway_fields")) == GATEWAY_FIELDS
+    assert tuple(f["variable"] for f in _form_fields("gateway_fields")) == GATEWAY_FORM_FIELDS
+    assert not set(GATEWAY_OPTIONS) & set(GATEWAY_FORM_FIELDS)
+
+
+def test_gateway_options_set_what_their_own_fields_set_in_earlier_versions() -> None:
+    packed = GatewayConfig.from_credentials(
+        ENDPOINT | SCHEMES["api_key"] | {"gateway_options": " max_retries = 1 ;retry_backoff=0.25;\napi_key_query=key;"}
+    )
+    legacy = GatewayConfig.from_credentials(
+        ENDPOINT | SCHEMES["api_key"] | {"max_retries": "1", "retry_backoff": "0.25", "api_key_query": "key"}
+    )
+    assert packed == legacy
+    assert (packed.retry.max_retries, packed.retry.backoff, packed.auth.query_param) == (1, 0.25, "key")
+    # The option wins over the value an earlier version stored in a field of its own.
+    both = ENDPOINT | SCHEMES["api_key"] | {"max_retries": "4", "gateway_options": "max_retries=0"}
+    assert GatewayConfig.from_credentials(both).retry.max_retries == 0
+    jwt = ENDPOINT | SCHEMES["jwt"] | {"gateway_options": "jwt_issuer=dify; jwt_header_prefix=; jwt_expiration=60"}
+    auth = GatewayConfig.from_credentials(jwt).auth
+    assert isinstance(auth, JwtConfig) and (auth.issuer, auth.prefix, auth.lifetime) == ("dify", "", 60)
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ("max_retries", "'max_retries' is not name=value; separate options with ';'"),
+        ("max_retries=1, retry_backoff=2", "must be a number from 0 to 5, got '1, retry_backoff=2'"),
+        ("max_retries=1; max_retries=2", "'max_retries' is given twice"),
+        ("timeout=30", "unknown option 'timeout'; options are api_key_query, "),
+        ("jwt_issuer=dify", "'jwt_issuer' applies to auth_method jwt, not api_key"),
+    ],
+)
+def test_a_bad_gateway_option_names_the_field_and_the_option(options: str, problem: str) -> None:
+    with pytest.raises(CredentialsValidateFailedError) as caught:
+        GatewayConfig.from_credentials(ENDPOINT | SCHEMES["api_key"] | {"gateway_options": options})
+    assert problem in str(caught.value)
+    field = "max_retries" if "number" in problem else "gateway_options"
+    assert str(caught.value).startswith(f"Credential field '{field}': ")
 
 
 def test_a_config_holds_every_part_typed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

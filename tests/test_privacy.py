@@ -175,12 +175,13 @@ def test_no_secret_is_kept_as_a_cache_key() -> None:
 
 
 def test_the_schema_cache_reads_exactly_the_model_forms_fields() -> None:
-    from adapters.catalog.resolver import MODEL_FORM_FIELDS
+    from adapters.catalog.resolver import LEGACY_MODEL_FIELDS, MODEL_FORM_FIELDS, MODEL_OPTIONS
     from adapters.gateway.config import GATEWAY_FIELDS
 
     source = yaml.safe_load((PLUGIN_ROOT / "provider_configs" / "provider.yaml").read_text(encoding="utf-8"))
     model_form = {f["variable"] for f in source["model_fields"]} - {"endpoint_model_name"}  # the name sent, not schema
-    assert set(MODEL_FORM_FIELDS) == model_form | {"route_preset"}
+    options = {name for names in MODEL_OPTIONS.values() for name in names}
+    assert set(MODEL_FORM_FIELDS) == model_form | {"route_preset"} | options | set(LEGACY_MODEL_FIELDS)
     secret_fields = {
         f["variable"] for section in source.values() if isinstance(section, list) for f in section
         if isinstance(f, dict) and f.get("type") == "secret-input"

@@ -107,11 +107,15 @@ def test_a_file_over_the_upload_limit_is_refused(transcriber, gateway) -> None:
     assert gateway.emulator.received == []
 
 
-def test_language_is_sent_for_a_model_that_takes_it_and_prompt_is_not(transcriber, gateway) -> None:
-    # whisper-large-v3 declares supports_language but not supports_prompt.
-    transcriber.invoke(MODEL, gateway.credentials(language="zh", prompt="AI 网关"), io.BytesIO(silence_wav()))
+def test_a_model_added_by_a_catalog_name_sends_what_its_own_form_says(transcriber, gateway) -> None:
+    # The catalog's whisper-large-v3 declares a language but no prompt; the user's form has both.
+    credentials = gateway.credentials(language="zh", model_options="prompt=AI 网关")
+    transcriber.invoke(MODEL, credentials, io.BytesIO(silence_wav()))
     form = gateway.emulator.received[-1].multipart()
-    assert form["language"] == "zh" and "prompt" not in form
+    assert (form["language"], form["prompt"]) == ("zh", "AI 网关")
+    transcriber.invoke(MODEL, gateway.credentials(), io.BytesIO(silence_wav()))  # the provider's credentials
+    form = gateway.emulator.received[-1].multipart()
+    assert "language" not in form and "prompt" not in form
 
 
 def test_customizable_model_sends_language_and_prompt_only_when_configured(transcriber, gateway) -> None:
@@ -119,7 +123,7 @@ def test_customizable_model_sends_language_and_prompt_only_when_configured(trans
     form = gateway.emulator.received[-1].multipart()
     assert form["model"] == "my-asr" and "language" not in form and "prompt" not in form
 
-    credentials = gateway.credentials(language="en", prompt="Higress, DashScope")
+    credentials = gateway.credentials(language="en", model_options="prompt=Higress, DashScope")
     transcriber.invoke("my-asr", credentials, io.BytesIO(silence_wav()))
     form = gateway.emulator.received[-1].multipart()
     assert (form["language"], form["prompt"]) == ("en", "Higress, DashScope")

@@ -106,3 +106,14 @@ def test_the_readme_has_a_chinese_translation_dify_can_serve() -> None:
     for command in ("make test", "make demo", "make package", "FORCE_VERIFYING_SIGNATURE=false"):
         assert command in text
     assert Path(readme).stat().st_size > 0.5 * len(english.encode("utf-8"))
+
+
+def test_the_chinese_readme_lists_the_models_generated_like_the_english_one() -> None:
+    from adapters.catalog.generator import README_END, README_START, README_TABLES, catalog_table
+    from adapters.catalog.loader import default_catalog
+
+    for name, header in README_TABLES.items():
+        text = (PLUGIN_ROOT / name).read_text(encoding="utf-8")
+        table = text.partition(README_START)[2].partition(README_END)[0].strip()
+        assert table == catalog_table(default_catalog(), header), name
+    assert "readme/README_zh_Hans.md" in README_TABLES

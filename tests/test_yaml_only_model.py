@@ -1,7 +1,12 @@
-"""Adding a gateway model is a YAML-only change: one catalog entry, `make generate`, and it is served."""
+"""Adding a gateway model is a YAML-only change: one catalog entry, `make generate`, and it is served.
+
+The entry is the README's worked example, pasted as is at the end of the LLM catalog of a copy of
+the plugin: if the example stops being valid YAML for the catalog, this fails.
+"""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -14,21 +19,15 @@ from dify_plugin.entities.model.provider import ModelProviderConfiguration
 from tests.conftest import PLUGIN_ROOT, Gateway
 from tests.stdio_driver import PluginProcess, prompt_message
 
-NEW_MODEL = {
-    "model_name": "team-llama-70b",
-    "label": {"en_US": "Team Llama 70B"},
-    "route": "openai-chat",
-    "gateway_model": "meta-llama/Llama-3.3-70B-Instruct",
-    "model_info": {
-        "mode": "chat",
-        "context_size": 65536,
-        "max_output_tokens": 4096,
-        "supports_function_calling": True,
-        "input_cost_per_token": "0.000001",
-        "output_cost_per_token": "0.000002",
-        "currency": "USD",
-    },
-}
+README = PLUGIN_ROOT / "README.md"
+_EXAMPLE = re.compile(r"Append to `provider_configs/models/llm.yaml`:\n\n```yaml\n(.*?)```", re.S)
+
+
+def readme_example() -> str:
+    """The README's worked example, exactly as a reader would paste it."""
+    found = _EXAMPLE.search(README.read_text(encoding="utf-8"))
+    assert found, "README.md has no worked example to append to provider_configs/models/llm.yaml"
+    return found.group(1)
 
 
 def _copy_plugin(target: Path) -> Path:
@@ -42,17 +41,20 @@ def test_a_new_catalog_entry_is_listed_served_and_routed(
 ) -> None:
     plugin_dir = _copy_plugin(tmp_path / "plugin")
     catalog_file = plugin_dir / "provider_configs" / "models" / "llm.yaml"
-    catalog = yaml.safe_load(catalog_file.read_text(encoding="utf-8"))
-    catalog["models"].append(NEW_MODEL)
-    catalog_file.write_text(yaml.safe_dump(catalog, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    with catalog_file.open("a", encoding="utf-8") as catalog:
+        catalog.write(readme_example())
 
-    # `make generate` in the copy; no Python file changes.
-    subprocess.run(
-        [sys.executable, "-m", "adapters.catalog.generator", "--root", str(plugin_dir)],
-        cwd=plugin_dir,
-        check=True,
-        timeout=120,
-    )
+    # `make generate`, then `make check`'s catalog step, in the copy; no Python file changes.
+    for extra in ([], ["--check"]):
+        subprocess.run(
+            [sys.executable, "-m", "adapters.catalog.generator", "--root", str(plugin_dir), *extra],
+            cwd=plugin_dir,
+            check=True,
+            timeout=120,
+        )
+    assert "| team-llama-70b | llm | openai-chat | meta-llama/Llama-3.3-70B-Instruct | 65,536 |" in (
+        plugin_dir / "README.md"
+    ).read_text(encoding="utf-8")
 
     # Listed: the provider YAML Dify reads from the package now declares it.
     document = yaml.safe_load((plugin_dir / "provider_configs/dify/provider.yaml").read_text(encoding="utf-8"))

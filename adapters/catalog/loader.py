@@ -73,6 +73,7 @@ class Route:
     dialect: str
     serves: frozenset[str] = frozenset()
     customizable_label: Mapping[str, str] | None = None
+    voices: tuple[str, ...] = ()  # text-to-speech: voice ids a customizable model gets when its form names none
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,20 @@ class Catalog:
 
     def routes_for(self, model_type: str) -> list[Route]:
         return [r for r in self.routes.values() if r.model_type == model_type]
+
+    def default_voices(self, route: Route) -> tuple[Voice, ...]:
+        """The voices of a text-to-speech model on `route` whose form names none.
+
+        The route's own (`voices` in routes.yaml), else the voices every catalog model on the route
+        offers, in the first such model's order: a voice all of them have is one the route serves.
+        """
+        if route.voices:
+            return tuple(Voice(mode=v, name=v) for v in route.voices)
+        infos = [m.info for m in self.models if m.route.name == route.name and isinstance(m.info, TTSInfo)]
+        if not infos:
+            return ()
+        shared = set.intersection(*({v.mode for v in info.voices} for info in infos))
+        return tuple(v for v in infos[0].voices if v.mode in shared)
 
     def parameters_for(self, model: CatalogModel) -> list[ParameterSpec]:
         """The parameter rules Dify shows for an LLM: standard ones for its mode, then its extras."""
@@ -335,10 +350,10 @@ def _load_routes(root: Path) -> dict[str, Route]:
     file = root / "routes.yaml"
     data = _mapping(read_config(file), file, "routes.yaml")
     routes: dict[str, Route] = {}
-    allowed = {"model_type", "modes", "path", "litellm", "dialect", "serves", "customizable_label"}
+    allowed = {"model_type", "modes", "path", "litellm", "dialect", "serves", "customizable_label", "voices"}
     for name, raw in _mapping(data.get("routes"), file, "routes").items():
         spec = _mapping(raw, file, f"routes.{name}")
-        _check_keys(spec, allowed, allowed - {"serves", "customizable_label"}, file, None, f"routes.{name}.")
+        _check_keys(spec, allowed, allowed - {"serves", "customizable_label", "voices"}, file, None, f"routes.{name}.")
         modes = tuple(spec["modes"])
         bad = [m for m in modes if m not in MODE_TO_MODEL_TYPE or MODE_TO_MODEL_TYPE[m] != spec["model_type"]]
         if bad:
@@ -363,6 +378,11 @@ def _load_routes(root: Path) -> dict[str, Route]:
             problem = f"expected a list of {spec['model_type']} capabilities ({', '.join(sorted(switches)) or 'none'})"
             raise CatalogError(file, f"{problem}, got {serves!r}", None, f"routes.{name}.serves")
         label = spec.get("customizable_label")
+        voices = spec.get("voices", [])
+        if voices and spec["model_type"] != "tts":
+            raise CatalogError(file, "only text-to-speech routes have voices", None, f"routes.{name}.voices")
+        if not isinstance(voices, list) or not all(isinstance(v, str) and v.strip() for v in voices):
+            raise CatalogError(file, f"expected a list of voice ids, got {voices!r}", None, f"routes.{name}.voices")
         routes[name] = Route(
             name=name,
             model_type=str(spec["model_type"]),
@@ -372,6 +392,7 @@ def _load_routes(root: Path) -> dict[str, Route]:
             dialect=str(spec["dialect"]),
             serves=frozenset(serves),
             customizable_label=_i18n(label, file, None, f"routes.{name}.customizable_label") if label else None,
+            voices=tuple(voices),
         )
     return routes
 

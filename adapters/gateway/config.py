@@ -1,15 +1,15 @@
 """The gateway configuration a set of credentials describes: parsed once, typed, frozen.
 
 `GatewayConfig.from_credentials` is the one reader of the gateway fields of Dify's credentials
-(`GATEWAY_FIELDS`, the `gateway_fields` of provider_configs/provider.yaml, which both the provider
-form and the model form carry) and of the environment variables that change how the plugin
-connects (`ENVIRONMENT`). Any problem fails as "Credential field '<name>': ..." before a request
-exists. Where each field goes:
+(`GATEWAY_FORM_FIELDS`, the `gateway_fields` of provider_configs/provider.yaml, which both the
+provider form and the model form carry; the rarely used ones packed in `gateway_options`) and of
+the environment variables that change how the plugin connects (`ENVIRONMENT`). Any problem fails
+as "Credential field '<name>': ..." before a request exists. Where each field goes:
 
     endpoints      (Endpoint, ...)      endpoint_url; a tuple so failover across base URLs fits later
     auth           ApiKeyConfig | JwtConfig | HmacConfig
                                         auth_method and that scheme's fields (adapters/gateway/auth/)
-    retry          RetryPolicy          max_retries, retry_backoff
+    retry          RetryPolicy          max_retries, retry_backoff (gateway_options)
     timeouts       Timeouts             timeout, else MAX_REQUEST_TIMEOUT, else 300 s; connect 10 s
     tls            TlsConfig            the private CAs SSL_CERT_FILE / SSL_CERT_DIR / REQUESTS_CA_BUNDLE name
                                         (adapters/gateway/tls.py)
@@ -27,38 +27,49 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final
 
 import httpx
 
-from adapters.credentials import converted, credential_error, text
+from adapters.credentials import converted, credential_error, packed_options, text, with_options
 from adapters.gateway.auth import AuthConfig, auth_config
 from adapters.gateway.endpoint import Endpoint, endpoint_from_url
 from adapters.gateway.retry import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, MAX_WAIT, RetryPolicy
 from adapters.gateway.tls import CA_ENVIRONMENT, TlsConfig, tls_config
 
-GATEWAY_FIELDS: Final = (
+# The gateway fields of both forms (provider.yaml `gateway_fields`), in form order.
+GATEWAY_FORM_FIELDS: Final = (
     "endpoint_url",
     "auth_method",
     "api_key",
     "api_key_header",
     "api_key_prefix",
-    "api_key_query",
     "jwt_jwks",
-    "jwt_algorithm",
     "jwt_consumer_id",
-    "jwt_consumer_claim",
-    "jwt_issuer",
-    "jwt_expiration",
-    "jwt_header_name",
-    "jwt_header_prefix",
     "hmac_access_key",
     "hmac_secret_key",
-    "hmac_signature_method",
     "timeout",
-    "max_retries",
-    "retry_backoff",
+    "gateway_options",
 )
+# What `gateway_options` may hold, and the auth_method each applies to (None: any). Each was a form
+# field of its own in earlier versions, and its stored value still counts where no option replaces it.
+GATEWAY_OPTIONS: Final[Mapping[str, str | None]] = MappingProxyType(
+    {
+        "api_key_query": "api_key",
+        "jwt_algorithm": "jwt",
+        "jwt_consumer_claim": "jwt",
+        "jwt_issuer": "jwt",
+        "jwt_expiration": "jwt",
+        "jwt_header_name": "jwt",
+        "jwt_header_prefix": "jwt",
+        "hmac_signature_method": "hmac",
+        "max_retries": None,
+        "retry_backoff": None,
+    }
+)
+# Every credential field the gateway configuration is read from.
+GATEWAY_FIELDS: Final = (*GATEWAY_FORM_FIELDS, *GATEWAY_OPTIONS)
 ENVIRONMENT: Final = ("MAX_REQUEST_TIMEOUT", *CA_ENVIRONMENT)
 
 DEFAULT_READ_TIMEOUT: Final = 300.0
@@ -121,8 +132,20 @@ class GatewayConfig:
 
 
 def gateway_fields(credentials: Mapping[str, Any]) -> dict[str, Any]:
-    """The gateway fields of a credential set, absent ones as None; nothing else reaches the parsers."""
-    return {name: credentials.get(name) for name in GATEWAY_FIELDS}
+    """The gateway settings of a credential set by field name, `gateway_options` unpacked, absent ones None.
+
+    Nothing else reaches the parsers. An option for another auth method fails, naming it: it
+    would change nothing, and a setting that silently does nothing is a setting nobody can debug.
+    """
+    options = packed_options(credentials, "gateway_options", tuple(GATEWAY_OPTIONS))
+    method = text(credentials, "auth_method").lower() or "api_key"
+    for name in options:
+        if GATEWAY_OPTIONS[name] not in (None, method):
+            raise credential_error(
+                "gateway_options", f"{name!r} applies to auth_method {GATEWAY_OPTIONS[name]}, not {method}."
+            )
+    names = [n for n in GATEWAY_FORM_FIELDS if n != "gateway_options"]
+    return {**{n: credentials.get(n) for n in names}, **with_options(credentials, options, GATEWAY_OPTIONS)}
 
 
 def _environment() -> tuple[str, ...]:
@@ -146,7 +169,7 @@ def config_key(credentials: Mapping[str, Any]) -> bytes:
     every request, before the cache is asked, so it must not parse: loading a JWT key and signing
     a test token happen only when the cache misses.
     """
-    material = repr((tuple(gateway_fields(credentials).values()), _environment())).encode()
+    material = repr((tuple(credentials.get(name) for name in GATEWAY_FIELDS), _environment())).encode()
     return hashlib.blake2b(material, key=_DIGEST_KEY, digest_size=16).digest()
 
 

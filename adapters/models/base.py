@@ -17,7 +17,7 @@ from dify_plugin.interfaces.model.ai_model import AIModel
 
 from adapters.catalog.dify_schema import model_entity
 from adapters.catalog.loader import CatalogModel, default_catalog
-from adapters.catalog.resolver import MODEL_FORM_FIELDS, customizable_model
+from adapters.catalog.resolver import MODEL_FORM_FIELDS, customizable_model, is_model_form
 from adapters.engine.litellm_facade import NoTranslationError
 from adapters.gateway.errors import INVOKE_ERROR_MAPPING, as_reported
 
@@ -73,7 +73,10 @@ class GatewayModel(AIModel):
         return as_reported(error)
 
     def get_model_schema(self, model: str, credentials: Mapping | None = None) -> AIModelEntity | None:
-        """The SDK's lookup, with a customizable model's finished schema kept per model-form values.
+        """The catalog's schema for a catalog model; a customizable model's built from its own form, and kept.
+
+        Which one `model` is follows the credentials, not the name (resolver.is_model_form): a model
+        the user added by name is described by its own form even when the catalog has that name.
 
         Performance: the SDK looks the schema up on every invoke (to filter the parameters), and for
         a customizable model that means building it from the credentials and filling in the
@@ -86,7 +89,8 @@ class GatewayModel(AIModel):
         only sets what is unset, so running it again on a kept schema changes nothing. A form that
         fails is not kept.
         """
-        if not credentials or model in _catalog_names(self.model_type.value):
+        listed = model in _catalog_names(self.model_type.value)
+        if not credentials or (listed and not is_model_form(credentials)):
             return super().get_model_schema(model, credentials)
         form = {name: credentials.get(name) for name in MODEL_FORM_FIELDS}
         key = (self.model_type.value, model, tuple(repr(value) for value in form.values()))
@@ -94,7 +98,7 @@ class GatewayModel(AIModel):
         if schema is not None:
             _customizable_schemas.move_to_end(key)
             return schema
-        schema = super().get_model_schema(model, form)
+        schema = self.get_customizable_model_schema_from_credentials(model, form)
         if schema is not None:
             _customizable_schemas[key] = schema
             while len(_customizable_schemas) > _SCHEMA_CACHE_SIZE:

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from dify_plugin.interfaces.model.speech2text_model import Speech2TextModel
 
-from adapters.catalog.resolver import resolve_model
+from adapters.catalog.resolver import model_form, resolve_model
 from adapters.credentials import text
 from adapters.dialects.kinds import TranscriptionDialect
 from adapters.dialects.registry import dialect
@@ -34,9 +34,9 @@ def _read_all(file: IO[bytes]) -> bytes:
     return file.read()
 
 
-def _option(credentials: Mapping[str, Any], name: str, supported: bool) -> str | None:
-    """A model credential's value, sent only to a model that declares it takes it."""
-    value = text(credentials, name)
+def _option(form: Mapping[str, Any], name: str, supported: bool) -> str | None:
+    """A model form's value, sent only to a model that declares it takes it."""
+    value = text(form, name)
     return value if supported and value else None
 
 
@@ -61,6 +61,7 @@ class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
             )
 
         upload = (f"audio.{fmt.extension}", audio, fmt.content_type)
+        form = model_form(credentials, "speech2text")  # a catalog model's credentials (the provider's) have none
         wire = dialect(TranscriptionDialect, target.route.dialect)
         provider, name = target.route.litellm, target.gateway_model
         with translated_by_litellm(target):
@@ -68,8 +69,8 @@ class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
                 provider=provider,
                 model=name,
                 upload=upload,
-                language=_option(credentials, "language", info.supports_language),
-                prompt=_option(credentials, "prompt", info.supports_prompt),
+                language=_option(form, "language", info.supports_language),
+                prompt=_option(form, "prompt", info.supports_prompt),
             )
         session = session_for(credentials)
         response = session.send(target.route.path, files={"file": upload}, data=fields)
