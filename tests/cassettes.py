@@ -109,7 +109,7 @@ def gateway_vcr(record_mode: str) -> vcr.VCR:
 
 
 def live_credentials() -> dict[str, str]:
-    """Credentials for a real gateway from the environment (documented in the README)."""
+    """Credentials for a real gateway from the environment (documented in DEVELOPING.md)."""
     fields = {"endpoint_url": LIVE_ENDPOINT, "api_key": os.environ.get("AIGW_LIVE_API_KEY", "")}
     if header := os.environ.get("AIGW_LIVE_API_KEY_HEADER"):
         fields["api_key_header"] = header

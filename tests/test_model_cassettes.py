@@ -4,7 +4,7 @@ Recorded answers of real servers (../shared/real_traces) are the test basis for 
 rerank and transcription answers (tests/test_real_traces.py); the cassettes left here cover what
 those recordings do not: Higress key-auth rejecting a consumer, DashScope-native embeddings, the
 multipart upload of a transcription matched byte for byte, and both speech dialects. The
-assertions hold for any gateway's answers (re-record with AIGW_RECORD=1, README), not only the
+assertions hold for any gateway's answers (re-record with AIGW_RECORD=1, DEVELOPING.md), not only the
 emulator's.
 """
 

@@ -8,7 +8,7 @@ retries) that costs milliseconds per call and most of the CPU of a stream.
 
 Those classes are LiteLLM internals with positional signatures, so every call to them is here, and
 tests/test_litellm_contract.py pins each function below against fixed inputs and recorded real
-answers: a LiteLLM upgrade is this file plus a red or green contract test (README, "Upgrading
+answers: a LiteLLM upgrade is this file plus a red or green contract test (DEVELOPING.md, "Upgrading
 LiteLLM"). Answers come back as the small dataclasses below, never as LiteLLM's own types.
 
 LiteLLM is configured once: offline, quiet, no retries. Importing it takes 2-4 s, so the plugin

@@ -1,6 +1,6 @@
 """The patches of the Dify SDK's start-up and writer that pay on real traffic; main.py applies them.
 
-`make bench-patches` runs each against the plugin without it (README, "Performance", has the
+`make bench-patches` runs each against the plugin without it (DEVELOPING.md, "Performance", has the
 numbers); tests/test_sdk_runtime.py checks what each docstring here says, and nothing more:
 
 1. The cyclic GC stays off while the SDK and the adapters load, then what they built is frozen.
