@@ -29,6 +29,7 @@ import trustme
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.emulator import (
+    DEFAULT_MODELS,
     DENY_MESSAGE,
     Consumer,
     GatewayEmulator,
@@ -117,7 +118,7 @@ def sign_headers(
 @pytest.fixture(scope="module")
 def open_gateway() -> Iterator[tuple[GatewayEmulator, httpx.Client]]:
     """An emulator without consumer auth, shared by the content tests of this module."""
-    emulator = GatewayEmulator()
+    emulator = GatewayEmulator(models=DEFAULT_MODELS)
     with serve(emulator) as base_url, httpx.Client(base_url=base_url, timeout=5) as client:
         yield emulator, client
 
@@ -256,7 +257,9 @@ HMAC_AK, HMAC_SK = "ak-live", "sk-live-secret"
 
 @pytest.fixture(scope="module")
 def hmac_gateway() -> Iterator[tuple[GatewayEmulator, str]]:
-    emulator = GatewayEmulator([Consumer("team-h", hmac_access_key=HMAC_AK, hmac_secret_key=HMAC_SK)])
+    emulator = GatewayEmulator(
+        [Consumer("team-h", hmac_access_key=HMAC_AK, hmac_secret_key=HMAC_SK)], models=DEFAULT_MODELS
+    )
     with serve(emulator) as base_url:
         yield emulator, base_url
 

@@ -2,6 +2,7 @@
 
 Pipeline per request (mirrors the gateway's filter chain):
   record -> /_files/ downloads (no auth, like a pre-signed OSS URL) -> consumer auth
+  -> the consumer's own fault (`fault_consumer`) -> ai-cache (the `ai-cache` segment, cache.py)
   -> /_fault/ faults -> route by path suffix (any base path) -> late faults.
 Call it directly (`emu(Request(...))` or `emu.handle(...)`), wrap it for httpx with
 `emu.mock_transport()`, or put it on a loopback socket with `serve(emu)`.
@@ -9,6 +10,7 @@ Call it directly (`emu(Request(...))` or `emu.handle(...)`), wrap it for httpx w
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import re
@@ -23,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import audio, chat, embeddings, rerank
 from .auth import Authenticator, AuthMode, Consumer
+from .cache import AiCache
 from .context import Context, Settings
 from .denial import Denial
-from .faults import FAULT_HELP, UnknownFaultError, parse_faults
+from .faults import FAULT_HELP, Faults, UnknownFaultError, parse_faults
 from .recorded import RecordedAnswers, recorded_name
 from .responses import dumps, json_response, text_response
 from .wire import ABORT, Headers, Pause, ReceivedRequest, Request, Response
@@ -47,8 +50,15 @@ class Route:
 
 
 def _list_models(ctx: Context) -> Response:
+    if ctx.settings.models is None:
+        return _no_route(ctx.request.path)
     data = [{"id": m, "object": "model", "created": ctx.created, "owned_by": "system"} for m in ctx.settings.models]
     return json_response({"object": "list", "data": data})
+
+
+def _no_route(path: str) -> Response:
+    # Envoy's "no route" answer is an empty 404; the header helps whoever debugs a test.
+    return Response(404, [("Content-Type", "text/plain"), ("X-Emulator-Error", f"no route for {path}")])
 
 
 # Matched in order against the end of the raw path, like ai-proxy's pathSuffixToApiName.
@@ -78,6 +88,8 @@ class GatewayEmulator:
     strict_fields: reject unknown top-level chat fields with 400, like a strict backend;
       `allowed_extra_fields` lists the non-OpenAI fields still accepted.
     max_batch: most inputs per embeddings request (DashScope's limit is 10).
+    models: what `GET /v1/models` lists; None (the default) leaves that route unconfigured, so it
+      answers 404 like a gateway without a model-list route. `serve_models` changes it.
     hmac_date_offset: allowed Date / X-Ca-Timestamp skew in seconds; None turns the check
       off (the Higress default). The default 900 s catches bad Date formats.
     clock: time source for JWT/HMAC time checks and "created" fields.
@@ -96,7 +108,7 @@ class GatewayEmulator:
         embedding_dim: int = 8,
         hmac_date_offset: float | None = 900.0,
         jwt_clock_skew: float = 60.0,
-        models: Sequence[str] = DEFAULT_MODELS,
+        models: Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
         created: int | None = None,
         recorded_dir: Path | None = None,
@@ -107,8 +119,9 @@ class GatewayEmulator:
             allowed_extra_fields=frozenset(allowed_extra_fields),
             max_batch=max_batch,
             embedding_dim=embedding_dim,
-            models=tuple(models),
+            models=None if models is None else tuple(models),
         )
+        self._initial_settings = self.settings
         self._auth = Authenticator(
             self.consumers,
             mode="none" if auth == "none" else auth,
@@ -123,16 +136,39 @@ class GatewayEmulator:
         self._path_attempts: Counter[str] = Counter()
         self._files: dict[str, bytes] = {}
         self._recorded = RecordedAnswers(recorded_dir) if recorded_dir is not None else None
+        self._consumer_faults: dict[str, str] = {}
+        self._cache = AiCache()
         self.received: list[ReceivedRequest] = []
 
     # -- inspection helpers for tests -------------------------------------------------
 
     def clear(self) -> None:
-        """Forget received requests, per-path attempt counters and id sequences."""
+        """Forget received requests, per-path attempt counters, id sequences, the ai-cache, consumer
+        faults and a changed model list."""
         with self._lock:
             self.received.clear()
             self._path_attempts.clear()
             self._seq = itertools.count(1)
+            self._consumer_faults.clear()
+            self.settings = self._initial_settings
+        self._cache.clear()
+
+    def fault_consumer(self, consumer: str, fault: str | None) -> None:
+        """Answer every request of `consumer` with `fault` (a fault name, e.g. "status-429" for a
+        token quota spent, "status-403" for a disabled consumer) until cleared with None; other
+        consumers are served normally, so a client holding several keys can be seen moving on."""
+        if fault is not None:
+            Faults().plus(fault)  # an unknown name fails here, not on the next request
+        with self._lock:
+            if fault is None:
+                self._consumer_faults.pop(consumer, None)
+            else:
+                self._consumer_faults[consumer] = fault
+
+    def serve_models(self, models: Sequence[str] | None) -> None:
+        """What `GET /v1/models` lists from now on; None: the route is absent (404)."""
+        with self._lock:
+            self.settings = dataclasses.replace(self.settings, models=None if models is None else tuple(models))
 
     def hits(self, path_contains: str = "") -> int:
         """How many requests arrived whose raw path contains `path_contains` (retries count)."""
@@ -206,14 +242,24 @@ class GatewayEmulator:
         except UnknownFaultError as exc:
             return text_response(f"{exc}\n\n{FAULT_HELP}", 400)
         faults = faults.for_attempt(attempt)
+        with self._lock:
+            consumer_fault = self._consumer_faults.get(outcome) if outcome else None
+            settings = self.settings
+        if consumer_fault is not None:
+            faults = faults.plus(consumer_fault)
         ctx = Context(
             request=request,
             faults=faults,
-            settings=self.settings,
+            settings=settings,
             created=self._created if self._created is not None else int(self._clock()),
             next_seq=self._next_seq,
             store_file=self._store_file,
         )
+        cache_key = None
+        if faults.ai_cache and request.path.endswith("/v1/chat/completions"):
+            hit, cache_key = self._cache.lookup(request, ctx.json_object())
+            if hit is not None:
+                return hit
         if (early := faults.early_response(ctx.request_id)) is not None:
             return early
 
@@ -226,14 +272,13 @@ class GatewayEmulator:
             response = self._recorded.respond(recorded, faults)
         response = faults.shape_body(response)
         response.delay += faults.stall
-        return response
+        return response if cache_key is None else self._cache.store(cache_key, response)
 
     def _route(self, ctx: Context) -> Response:
         path = ctx.request.path
         route = next((r for r in ROUTES if path.endswith(r.suffix)), None)
         if route is None:
-            # Envoy's "no route" answer is an empty 404; the header helps whoever debugs a test.
-            return Response(404, [("Content-Type", "text/plain"), ("X-Emulator-Error", f"no route for {path}")])
+            return _no_route(path)
         if ctx.request.method != route.method:
             return text_response(
                 f"method {ctx.request.method} not allowed on {route.suffix}", 405, [("Allow", route.method)]

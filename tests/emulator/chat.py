@@ -7,6 +7,9 @@ Reply rules (tests compute expectations from the request alone):
 - `tools` and a final user message: a call of the first tool (or the one `tool_choice`
   names) with arguments json.dumps({"query": <user text>});
 - `response_format` json_object/json_schema: json.dumps({"echo": <user text>});
+- an `input_audio` part in the last user message (Qwen3-ASR-Flash and Qwen-Omni on the chat
+  route): "transcript of input_audio: N bytes, sha256 <12 hex>" of the decoded data URL, like the
+  transcription route; an http(s) URL as the data gives "transcript of <URL>";
 - reasoning (enable_thinking true, or a qwq / deepseek-r1 / thinking model): first
   reasoning_content "thinking about: " + user text;
 - usage: prompt = words in all message texts; completion = words in content + reasoning +
@@ -20,13 +23,17 @@ the `minimal-shapes` fault segment.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import guard, hostile, replies
 from .context import Context
-from .replies import Reply
+from .replies import CachedPrompt, Reply
 from .responses import JSON, SSE, dumps, json_response, openai_error
 from .wire import Response
 from .words import count_words, split_keep_spaces
@@ -70,6 +77,38 @@ def text_of(content: Any) -> tuple[str, int]:
         elif kind in ("image_url", "image", "input_image") or "image" in part:
             images += 1
     return text, images
+
+
+_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?;base64,(.*)", re.S)
+
+
+def audio_transcript(content: Any) -> str | None:
+    """The transcript the emulator gives an `input_audio` part of `content`, or None when it has none.
+
+    Raises ValueError naming what is wrong with a part that is not {"type": "input_audio",
+    "input_audio": {"data": <data URL or http(s) URL>, "format"?: ...}}.
+    """
+    parts = (
+        [p for p in content if isinstance(p, Mapping) and p.get("type") == "input_audio"]
+        if isinstance(content, list)
+        else []
+    )
+    if not parts:
+        return None
+    audio = parts[-1].get("input_audio")
+    data = audio.get("data") if isinstance(audio, Mapping) else None
+    if not isinstance(data, str) or not data:
+        raise ValueError("input_audio.data is required: a data URL (data:<type>;base64,<audio>) or an audio URL")
+    if data.startswith(("http://", "https://")):
+        return f"transcript of {data}"
+    match = _DATA_URL.fullmatch(data)
+    if match is None:
+        raise ValueError("input_audio.data must be a data URL (data:<type>;base64,<audio>) or an audio URL")
+    try:
+        raw = base64.b64decode(match.group(2), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("input_audio.data is not valid base64") from None
+    return f"transcript of input_audio: {len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()[:12]}"
 
 
 def _bad_request(message: str) -> Response:
@@ -120,6 +159,8 @@ def plan_reply(body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], c
         return Reply(" ".join(f"tok{i}" for i in range(1, chunks + 1)), reasoning, None, None)
     if last.get("role") == "tool":
         return Reply(f"echo: tool result: {text_of(last.get('content'))[0]}", reasoning, None, None)
+    if last.get("role") == "user" and (transcript := audio_transcript(last.get("content"))) is not None:
+        return Reply(transcript, reasoning, None, None)
     if body.get("tools") and last.get("role") == "user" and (name := _tool_name(body)):
         return Reply(None, reasoning, name, json.dumps({"query": user_text}, ensure_ascii=False))
     response_format = body.get("response_format")
@@ -167,15 +208,19 @@ def chat_completions(ctx: Context) -> Response:
     if "BLOCK_MIDSTREAM" in user_text and not stream:
         return _guard_response(ctx, stream=False)  # a response-phase block of a buffered answer
 
-    reply = plan_reply(body, messages, ctx.faults.chunks)
+    try:
+        reply = plan_reply(body, messages, ctx.faults.chunks)
+    except ValueError as exc:  # an input_audio part the upstream would refuse
+        return _bad_request(str(exc))
     prompt = sum(count_words(text_of(m.get("content"))[0]) for m in messages)
     chat_id = f"chatcmpl-{ctx.next_seq()}"
     minimal = ctx.faults.minimal_shapes
+    cache = CachedPrompt(ctx.faults.cached_tokens, ctx.faults.deepseek_cached_tokens)
     if not stream:
         render = replies.minimal_json if minimal else replies.dashscope_json
-        return json_response(render(chat_id, ctx.created, body["model"], reply, prompt, ctx.next_seq))
+        return json_response(render(chat_id, ctx.created, body["model"], reply, prompt, ctx.next_seq, cache))
     events = (replies.minimal_events if minimal else replies.dashscope_events)(
-        chat_id, ctx.created, body["model"], reply, prompt, _include_usage(body), ctx.next_seq
+        chat_id, ctx.created, body["model"], reply, prompt, _include_usage(body), ctx.next_seq, cache
     )
     if "BLOCK_MIDSTREAM" in user_text:
         events = [*events[:2], guard.deny_stream(f"chatcmpl-{ctx.next_seq()}", _deny_content(ctx))]

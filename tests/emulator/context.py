@@ -19,7 +19,7 @@ class Settings:
     allowed_extra_fields: frozenset[str]
     max_batch: int
     embedding_dim: int
-    models: tuple[str, ...]
+    models: tuple[str, ...] | None  # None: no GET /v1/models route
 
 
 @dataclass(frozen=True, slots=True)

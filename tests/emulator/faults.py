@@ -29,6 +29,12 @@ Hostile answers (hostile.py):
   dims-N                  embedding vectors of N dimensions whatever was asked for
   flood-S                 chat stream: content events as fast as the client reads, for S seconds
 Shape options (not faults, but selected the same way):
+  ai-cache                the route has Higress ai-cache in front (cache.py): a repeated last
+                          message is answered from the cache unless x-higress-skip-ai-cache: on
+  cached-N                chat usage reports N of the prompt tokens as cached
+                          (prompt_tokens_details.cached_tokens, OpenAI and DashScope)
+  deepseek-cached-N       the same in DeepSeek's own fields only (prompt_cache_hit_tokens and
+                          prompt_cache_miss_tokens)
   minimal-shapes          chat answers in the emulator's first minimal shape instead of the
                           DashScope compatible-mode shape (replies.py)
   guard-deny-text         content-security blocks carry Higress' older plain deny text instead of
@@ -121,6 +127,13 @@ class Faults:
     calls: int = 1
     dims: int | None = None
     flood: float | None = None
+    ai_cache: bool = False
+    cached_tokens: int | None = None
+    deepseek_cached_tokens: int | None = None
+
+    def plus(self, name: str) -> Faults:
+        """These faults and the one `name` names (UnknownFaultError for a name the emulator lacks)."""
+        return _apply(self, name)
 
     def for_attempt(self, attempt: int) -> Faults:
         """The faults in force for the attempt-th request (1-based) on this path."""
@@ -229,16 +242,20 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"stall-midstream-{_NUMBER}"), "stall_midstream"),
     (re.compile(rf"stall-{_NUMBER}"), "stall"),
     (re.compile(r"chunks-(\d+)"), "chunks"),
+    (re.compile(r"cached-(\d+)"), "cached_tokens"),
+    (re.compile(r"deepseek-cached-(\d+)"), "deepseek_cached_tokens"),
     (re.compile(rf"slow-chunks-{_NUMBER}"), "slow_chunks_ms"),
     (re.compile(r"big-(\d+)"), "big"),
     (re.compile(r"calls-(\d+)"), "calls"),
     (re.compile(r"dims-(\d+)"), "dims"),
     (re.compile(rf"flood-{_NUMBER}"), "flood"),
 ]
-_WHOLE_NUMBERS = frozenset({"status", "dashscope_status", "chunks", "big", "calls", "dims"})
+_WHOLE_NUMBERS = frozenset(
+    {"status", "dashscope_status", "chunks", "big", "calls", "dims", "cached_tokens", "deepseek_cached_tokens"}
+)
 _FLAGS = {"html-502": "html_502", "badjson": "badjson", "badsse": "badsse", "ssecut": "ssecut",
           "ssereset": "ssereset", "sseerror": "sseerror", "close": "close",
-          "minimal-shapes": "minimal_shapes", "guard-deny-text": "guard_deny_text"}  # fmt: skip
+          "minimal-shapes": "minimal_shapes", "guard-deny-text": "guard_deny_text", "ai-cache": "ai_cache"}  # fmt: skip
 _FAIL_FIRST = re.compile(r"fail-first-(\d+)-(.+)")
 _SLOW_RANGE = re.compile(rf"slow-chunks-{_NUMBER}-{_NUMBER}")
 

@@ -13,6 +13,10 @@ ds-qwenplus-*.json, ds-qwen3max-toolcall-json.json), field order included:
 - the usage chunk has "choices": [] and prompt_tokens_details.cached_tokens (and
   completion_tokens_details.reasoning_tokens for a thinking reply).
 
+Cached prompt tokens (`CachedPrompt`, from the `cached-N` and `deepseek-cached-N` fault segments)
+appear as DashScope and OpenAI write them (prompt_tokens_details.cached_tokens, also in the minimal
+shape), or as DeepSeek's own API writes them (prompt_cache_hit_tokens and prompt_cache_miss_tokens).
+
 The minimal shape (fault segment `minimal-shapes`) is the emulator's first OpenAI-style rendering:
 no null fields, the role on the first content delta, tool-call fragments without id or type.
 """
@@ -26,7 +30,7 @@ from typing import Any
 from .responses import dumps, sse_data
 from .words import count_words, split_keep_spaces
 
-__all__ = ["Reply", "dashscope_events", "dashscope_json", "minimal_events", "minimal_json"]
+__all__ = ["CachedPrompt", "Reply", "dashscope_events", "dashscope_json", "minimal_events", "minimal_json"]
 
 _ARG_FRAGMENT = 5  # characters of tool arguments per streamed delta
 _DONE = b"data: [DONE]\n\n"
@@ -47,7 +51,18 @@ class Reply:
         return sum(count_words(part or "") for part in (self.content, self.reasoning, self.tool_args))
 
 
-def _usage(prompt: int, reply: Reply, *, cached_tokens: bool) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class CachedPrompt:
+    """How many prompt tokens the usage reports as served from a context cache, and in which fields."""
+
+    openai: int | None = None  # prompt_tokens_details.cached_tokens
+    deepseek: int | None = None  # prompt_cache_hit_tokens / prompt_cache_miss_tokens
+
+
+_NO_CACHE = CachedPrompt()
+
+
+def _usage(prompt: int, reply: Reply, *, cached_tokens: bool, cache: CachedPrompt) -> dict[str, Any]:
     completion = reply.completion_tokens()
     usage: dict[str, Any] = {
         "prompt_tokens": prompt,
@@ -56,8 +71,11 @@ def _usage(prompt: int, reply: Reply, *, cached_tokens: bool) -> dict[str, Any]:
     }
     if reply.reasoning is not None:
         usage["completion_tokens_details"] = {"reasoning_tokens": count_words(reply.reasoning)}
-    if cached_tokens:
-        usage["prompt_tokens_details"] = {"cached_tokens": 0}
+    if cache.deepseek is not None:
+        hit = min(cache.deepseek, prompt)
+        usage["prompt_cache_hit_tokens"], usage["prompt_cache_miss_tokens"] = hit, prompt - hit
+    if cache.openai is not None or (cached_tokens and cache.deepseek is None):
+        usage["prompt_tokens_details"] = {"cached_tokens": min(cache.openai or 0, prompt)}
     return usage
 
 
@@ -70,7 +88,13 @@ def _fragments(args: str) -> list[str]:
 
 
 def dashscope_json(
-    chat_id: str, created: int, model: str, reply: Reply, prompt: int, seq: Callable[[], int]
+    chat_id: str,
+    created: int,
+    model: str,
+    reply: Reply,
+    prompt: int,
+    seq: Callable[[], int],
+    cache: CachedPrompt = _NO_CACHE,
 ) -> dict[str, Any]:
     if reply.tool_name:
         call = {
@@ -87,7 +111,7 @@ def dashscope_json(
     return {
         "choices": [{"message": message, "finish_reason": reply.finish_reason, "index": 0, "logprobs": None}],
         "object": "chat.completion",
-        "usage": _usage(prompt, reply, cached_tokens=True),
+        "usage": _usage(prompt, reply, cached_tokens=True, cache=cache),
         "created": created,
         "system_fingerprint": None,
         "model": model,
@@ -96,7 +120,14 @@ def dashscope_json(
 
 
 def dashscope_events(
-    chat_id: str, created: int, model: str, reply: Reply, prompt: int, include_usage: bool, seq: Callable[[], int]
+    chat_id: str,
+    created: int,
+    model: str,
+    reply: Reply,
+    prompt: int,
+    include_usage: bool,
+    seq: Callable[[], int],
+    cache: CachedPrompt = _NO_CACHE,
 ) -> list[bytes]:
     def event(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
         envelope = {
@@ -140,7 +171,7 @@ def dashscope_events(
         closing = {"content": "", "reasoning_content": None} if thinking else {"content": ""}
     events.append(event([{"finish_reason": reply.finish_reason, "delta": closing, "index": 0, "logprobs": None}]))
     if include_usage:
-        events.append(event([], _usage(prompt, reply, cached_tokens=True)))
+        events.append(event([], _usage(prompt, reply, cached_tokens=True, cache=cache)))
     events.append(_DONE)
     return events
 
@@ -150,7 +181,13 @@ def dashscope_events(
 
 
 def minimal_json(
-    chat_id: str, created: int, model: str, reply: Reply, prompt: int, seq: Callable[[], int]
+    chat_id: str,
+    created: int,
+    model: str,
+    reply: Reply,
+    prompt: int,
+    seq: Callable[[], int],
+    cache: CachedPrompt = _NO_CACHE,
 ) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply.content}
     if reply.reasoning is not None:
@@ -169,12 +206,19 @@ def minimal_json(
         "created": created,
         "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}],
-        "usage": _usage(prompt, reply, cached_tokens=False),
+        "usage": _usage(prompt, reply, cached_tokens=False, cache=cache),
     }
 
 
 def minimal_events(
-    chat_id: str, created: int, model: str, reply: Reply, prompt: int, include_usage: bool, seq: Callable[[], int]
+    chat_id: str,
+    created: int,
+    model: str,
+    reply: Reply,
+    prompt: int,
+    include_usage: bool,
+    seq: Callable[[], int],
+    cache: CachedPrompt = _NO_CACHE,
 ) -> list[bytes]:
     # Precomputed envelope halves: a 500-chunk stream costs one small dumps() per chunk.
     head = f'data: {{"id":"{chat_id}","object":"chat.completion.chunk","created":{created},"model":{dumps(model)},'
@@ -201,7 +245,7 @@ def minimal_events(
     finish = f'{{}},"logprobs":null,"finish_reason":"{reply.finish_reason}"}}]}}\n\n'
     events.append(open_choice + finish.encode("utf-8"))
     if include_usage:
-        usage = dumps(_usage(prompt, reply, cached_tokens=False))
+        usage = dumps(_usage(prompt, reply, cached_tokens=False, cache=cache))
         events.append((head + f'"choices":[],"usage":{usage}}}\n\n').encode("utf-8"))
     events.append(_DONE)
     return events
