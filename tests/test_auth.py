@@ -770,7 +770,8 @@ def invalid_cases() -> list[tuple[str, dict[str, Any], str]]:
         ("unknown-method", {"auth_method": "oauth", "api_key": SECRET_MARK}, "auth_method"),
         ("api-key-missing", {}, "api_key"),
         ("api-key-blank", {"auth_method": "api_key", "api_key": "   "}, "api_key"),
-        ("api-key-newline", {"api_key": SECRET_MARK + "\nX-Evil: 1"}, "api_key"),
+        # A line break separates several keys (failover), so it can no longer smuggle a header in.
+        ("api-key-control-character", {"api_key": SECRET_MARK + "\x00X-Evil: 1"}, "api_key"),
         ("api-key-non-ascii", {"api_key": SECRET_MARK + "é"}, "api_key"),
         ("api-key-bad-header", {"api_key": SECRET_MARK, "api_key_header": "Bad Header"}, "api_key_header"),
         ("api-key-host-header", {"api_key": SECRET_MARK, "api_key_header": "Host"}, "api_key_header"),

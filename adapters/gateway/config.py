@@ -6,7 +6,7 @@ provider form and the model form carry; the rarely used ones packed in `gateway_
 the environment variables that change how the plugin connects (`ENVIRONMENT`). Any problem fails
 as "Credential field '<name>': ..." before a request exists. Where each field goes:
 
-    endpoints      (Endpoint, ...)      endpoint_url; a tuple so failover across base URLs fits later
+    endpoints      (Endpoint, ...)      endpoint_url: one base URL, or several (failover.py)
     auth           ApiKeyConfig | JwtConfig | HmacConfig
                                         auth_method and that scheme's fields (adapters/gateway/auth/)
     retry          RetryPolicy          max_retries, retry_backoff (gateway_options)
@@ -34,7 +34,7 @@ import httpx
 
 from adapters.credentials import converted, credential_error, packed_options, text, with_options
 from adapters.gateway.auth import AuthConfig, auth_config
-from adapters.gateway.endpoint import Endpoint, endpoint_from_url
+from adapters.gateway.endpoint import Endpoint, endpoints_from_field
 from adapters.gateway.retry import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, MAX_WAIT, RetryPolicy
 from adapters.gateway.tls import CA_ENVIRONMENT, TlsConfig, tls_config
 
@@ -114,7 +114,7 @@ class GatewayConfig:
 
     @property
     def endpoint(self) -> Endpoint:
-        """The endpoint requests go to: the only one until failover across several lands."""
+        """The first endpoint: where requests go while it works (failover.py)."""
         return self.endpoints[0]
 
     @classmethod
@@ -123,7 +123,7 @@ class GatewayConfig:
         fields = gateway_fields(credentials)
         environment = dict(zip(ENVIRONMENT, _environment(), strict=True))
         return cls(
-            endpoints=(endpoint_from_url(text(fields, "endpoint_url")),),
+            endpoints=endpoints_from_field(text(fields, "endpoint_url")),
             auth=auth_config(fields),
             retry=_retry_policy(fields),
             timeouts=_timeouts(fields, environment["MAX_REQUEST_TIMEOUT"]),

@@ -2,7 +2,7 @@
 
 The GET goes through the consumer session's client, so its TLS settings (private CA) apply, but
 gateway credentials go only to the gateway: the consumer's auth is attached only when the URL has
-the endpoint's own origin (scheme, host, port). A file elsewhere (DashScope's pre-signed OSS URL)
+the origin (scheme, host, port) of one of the configured endpoints. A file elsewhere (DashScope's pre-signed OSS URL)
 is fetched without any auth, so an API key, JWT or HMAC signature never reaches a third party. An
 `http://` URL on `*.aliyuncs.com` is fetched over https, as LiteLLM does. Error messages name the
 URL's host and path, never its query (the signature of a pre-signed URL).
@@ -40,7 +40,7 @@ def fetch(session: GatewaySession, url: str, *, what: str, route_path: str) -> b
     if target.scheme == "http" and target.host.endswith(".aliyuncs.com"):
         target = target.copy_with(scheme="https")
     request = session.client.build_request("GET", target)  # the session's timeouts
-    if _origin(target) == _origin(httpx.URL(session.endpoint.base_url)):
+    if _origin(target) in {_origin(httpx.URL(endpoint.base_url)) for endpoint in session.config.endpoints}:
         return session.send_request(request).content  # the gateway's auth and error mapping
     where = f"{target.scheme}://{target.host}{target.path}"
     try:

@@ -6,8 +6,13 @@ goes on the wire, so JWT and HMAC slot in without the adapters knowing. Sessions
 module level because Dify builds a new model object for every request. They are keyed on the
 configuration they are built from (`config_key`), not on the whole credential set: models that
 differ only in their model-form fields share one pool, and no secret is ever a cache key. A session
-never changes after it is built, so concurrent requests share it safely, and requests with
-different gateway credentials never share one.
+never changes after it is built but for the rests of its endpoints and keys (its `Rotation`, which
+is locked), so concurrent requests share it safely, and requests with different gateway
+credentials never share one.
+
+Each attempt of a request goes to the endpoint and carries the key the rotation chooses
+(adapters/gateway/failover.py): a configuration with several base URLs or several API keys moves
+to the next one at once when one fails, within the retry budget, before anything reaches Dify.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -37,9 +43,10 @@ from adapters.gateway.errors import (
     reporting,
     request_id_of,
 )
+from adapters.gateway.failover import Part, Rotation, failed_part
 from adapters.gateway.log import log_attempt
 from adapters.gateway.redaction import Redactor
-from adapters.gateway.retry import RETRY_STATUSES
+from adapters.gateway.retry import RETRY_STATUSES, reset_seconds
 from adapters.gateway.tls import trust_store
 
 # httpx logs every request URL at INFO, and the SDK forwards INFO logs to Dify; a URL can carry an
@@ -70,6 +77,8 @@ class Answer(StrEnum):
 
 # Failures where the gateway never saw the request (or dropped it before answering): safe to resend.
 _NEVER_ANSWERED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+# Failures that blame the endpoint: those, and a gateway that sent nothing before the read timeout.
+_ENDPOINT_FAILURES = (*_NEVER_ANSWERED, httpx.ReadTimeout)
 
 
 def _worth_resending(exc: httpx.HTTPError) -> bool:
@@ -80,16 +89,41 @@ def _worth_resending(exc: httpx.HTTPError) -> bool:
 
 # The response extension holding (attempt number, monotonic start) of the attempt that answered.
 _ATTEMPT = "aigw.attempt"
+# (endpoint, key) every request of this context is sent with, without failover (`GatewaySession.pinned`).
+_pinned: ContextVar[tuple[int, int] | None] = ContextVar("aigw_pinned_credentials", default=None)
+
+Build = Callable[[Endpoint], httpx.Request]
 
 
 @dataclass(frozen=True, slots=True)
 class GatewaySession:
     config: GatewayConfig
     client: httpx.Client
+    auths: tuple[httpx.Auth, ...]  # one per credential set (API key), in the configuration's order
+    rotation: Rotation
 
-    @property
-    def endpoint(self) -> Endpoint:
-        return self.config.endpoint
+    def targets(self) -> list[tuple[int, int]]:
+        """(endpoint, key) pairs that together use every endpoint and every key once: what a check of
+        the credentials sends a call with."""
+        endpoints, keys = self.rotation.sizes
+        return [(e, 0) for e in range(endpoints)] + [(0, k) for k in range(1, keys)]
+
+    def describe(self, endpoint: int, key: int) -> str:
+        """Which endpoint and key a pair is, for an error ("" when there is one of each)."""
+        endpoints, keys = self.rotation.sizes
+        parts = [f"endpoint {endpoint + 1} of {endpoints} ({self.config.endpoints[endpoint].base_url}/v1)"]
+        parts = parts if endpoints > 1 else []
+        parts += [f"API key {key + 1} of {keys}"] if keys > 1 else []
+        return ", ".join(parts)
+
+    @contextmanager
+    def pinned(self, endpoint: int, key: int) -> Iterator[None]:
+        """Inside: every request goes to `endpoint` with `key`, no failover (a credentials check)."""
+        token = _pinned.set((endpoint, key))
+        try:
+            yield
+        finally:
+            _pinned.reset(token)
 
     def redactor(self, request: httpx.Request | None = None) -> Redactor:
         """Masks this configuration's credential values, and those its auth put on `request`."""
@@ -104,56 +138,85 @@ class GatewaySession:
         self,
         path: str,
         *,
+        method: str = "POST",
         json: Any = None,
         files: Mapping[str, Any] | None = None,
         data: Mapping[str, Any] | None = None,
         stream: bool = False,
         answer: Answer = Answer.JSON,
     ) -> httpx.Response:
-        """POST to a route path; returns a 2xx response (open when `stream`) or raises a mapped InvokeError.
+        """Send to a route path; returns a 2xx response (open when `stream`) or raises a mapped InvokeError.
 
         A streamed request asks for `text/event-stream`; any other asks for what `answer` names.
+        The request is built once for each endpoint an attempt goes to.
         """
         accept = Answer.EVENT_STREAM if stream else answer
-        request = self.client.build_request(
-            "POST",
-            self.endpoint.url(path),
-            json=json,
-            files=files,
-            data=data,
-            headers={"Accept": accept.value},
-        )
-        return self.send_request(request, stream=stream)
+
+        def build(endpoint: Endpoint) -> httpx.Request:
+            return self.client.build_request(
+                method, endpoint.url(path), json=json, files=files, data=data, headers={"Accept": accept.value}
+            )
+
+        return self._send(build, stream)
 
     def send_request(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
-        """Send with retries (gateway/retry.py); each attempt runs the auth flow again, so is freshly signed."""
-        with self.reporting(request):
-            return self._send_with_retries(request, stream)
+        """Send a request whose URL is fixed (a file on the gateway's origin): retried and moved across
+        keys like any other, never to another endpoint."""
+        return self._send(lambda _endpoint: request, stream, fixed_url=True)
 
-    def _send_with_retries(self, request: httpx.Request, stream: bool) -> httpx.Response:
+    def _send(self, build: Build, stream: bool, fixed_url: bool = False) -> httpx.Response:
+        sent: list[httpx.Request] = []  # the last attempt's request: its JWT or signature is masked too
+        with reporting(lambda text: self.redactor(sent[-1] if sent else None)(text)):
+            return self._send_with_retries(build, stream, fixed_url, sent)
+
+    def _send_with_retries(
+        self, build: Build, stream: bool, fixed_url: bool, sent: list[httpx.Request]
+    ) -> httpx.Response:
+        """Send with retries (gateway/retry.py) and failover (gateway/failover.py); each attempt runs
+        the auth flow again, so is freshly signed."""
         attempt = 1
+        pinned = _pinned.get()
+        built: dict[int, httpx.Request] = {}  # a retry to the same endpoint re-sends the same bytes
         while True:
+            endpoint, key = pinned or self.rotation.choose()
+            if endpoint not in built:
+                built[endpoint] = build(self.config.endpoints[endpoint])
+            request = built[endpoint]
+            sent[:] = [request]
+            failed: Part | None = None
+            headers: httpx.Headers | None = None
             started = time.monotonic()
             try:
-                response = self.client.send(request, stream=True)
+                response = self.client.send(request, auth=self.auths[key], stream=True)
             except httpx.HTTPError as exc:
                 status, request_id = failure_kind(exc), None
-                delay = self.config.retry.delay(attempt - 1) if _worth_resending(exc) else None
+                again = _worth_resending(exc)
+                failed = Part.ENDPOINT if isinstance(exc, _ENDPOINT_FAILURES) else None
                 error = self.transport_error(request, exc, attempt)
             else:
                 if response.status_code < 300:
+                    self.rotation.succeeded(endpoint, key)
                     break
                 status = response.status_code
                 if status < 400:
                     response.close()
-                    request_id, delay = header_request_id(response.headers), None
-                    error = redirect_error(request, response, self.endpoint.base_url)
+                    request_id, again = header_request_id(response.headers), False
+                    error = redirect_error(request, response, self.config.endpoints[endpoint].base_url)
                 else:
                     body = _error_body(response)
                     request_id = request_id_of(response, body)
-                    retryable = status in RETRY_STATUSES
-                    delay = self.config.retry.delay(attempt - 1, response.headers) if retryable else None
+                    again, failed, headers = status in RETRY_STATUSES, failed_part(status), response.headers
                     error = error_from_response(request.method, request.url, response, body, attempt)
+            if failed is Part.ENDPOINT and fixed_url:
+                failed = None  # a fixed URL has no other endpoint to go to
+            if failed is not None and pinned is None and attempt <= self.config.retry.max_retries:
+                index = endpoint if failed is Part.ENDPOINT else key
+                if self.rotation.rest(failed, index, reset_seconds(headers) if headers is not None else None):
+                    rested = f"{failed}_{index + 1}/{self.rotation.sizes[failed is Part.KEY]}"
+                    self._log("failover", request, status, request_id, attempt, started, rested=rested)
+                    attempt += 1
+                    continue  # the next one at once
+            delay = self.config.retry.delay(attempt - 1, headers) if again else None
             if delay is None:
                 self._log("failure", request, status, request_id, attempt, started)
                 raise error
@@ -227,15 +290,16 @@ _sessions_lock = threading.Lock()
 
 
 def open_session(config: GatewayConfig) -> GatewaySession:
+    auths = config.auth.client_auths()
     client = httpx.Client(
-        auth=config.auth.client_auth(),
+        auth=auths[0],
         headers=dict(config.extra_headers),
         verify=trust_store(config.tls),
         timeout=config.timeouts.for_httpx(),
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=32),
         follow_redirects=False,
     )
-    return GatewaySession(config, client)
+    return GatewaySession(config, client, auths, Rotation(len(config.endpoints), len(auths)))
 
 
 def session_for(credentials: Mapping[str, Any]) -> GatewaySession:

@@ -169,6 +169,10 @@ class HmacConfig:
     def client_auth(self) -> HmacAuth:
         return HmacAuth(self)
 
+    def client_auths(self) -> tuple[HmacAuth, ...]:
+        """The one credential set of this scheme: several are not supported, endpoints still fail over."""
+        return (self.client_auth(),)
+
     def secrets(self, request: httpx.Request | None = None) -> tuple[tuple[str, str], ...]:
         """(field, value) of each value a report must not show (adapters/gateway/redaction.py), with
         the signature `request` carried: replayable while its timestamp is fresh."""

@@ -67,6 +67,10 @@ class JwtConfig:
     def client_auth(self) -> JwtAuth:
         return JwtAuth(self)
 
+    def client_auths(self) -> tuple[JwtAuth, ...]:
+        """The one credential set of this scheme: several are not supported, endpoints still fail over."""
+        return (self.client_auth(),)
+
     def secrets(self, request: httpx.Request | None = None) -> tuple[tuple[str, str], ...]:
         """(field, value) of each value a report must not show (adapters/gateway/redaction.py): the
         token `request` carried, and an HMAC key (an `oct` JWK) when it is text; asymmetric keys
