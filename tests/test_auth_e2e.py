@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from adapters.models.validation import MODELS_PATH
 from tests.conftest import PLUGIN_ROOT
 from tests.emulator import GatewayEmulator, ReceivedRequest, embedding_vector, make_wav, overlap_score, serve
 from tests.emulator.audio import encode_audio
@@ -105,7 +106,7 @@ def _validate(stack: Stack, credentials: dict[str, str], marker: str, index: int
         "validate_provider_credentials", {"credentials": {**credentials, "validate_model": "qwen-turbo"}}
     )
     assert result[-1]["result"] is True
-    return [CHAT]
+    return [MODELS_PATH, CHAT]  # the model list first (this gateway has none: 404), then the call
 
 
 def _chat(stack: Stack, credentials: dict[str, str], marker: str, index: int) -> list[str]:
@@ -191,11 +192,11 @@ def test_auth_through_stdio(stack: Stack, method_id: str, action: str, index: in
     received = Received(stack.emulator)
     paths = ACTIONS[action](stack, stack.credentials(method), f"mk{secrets.token_hex(4)}", index)
     requests = received.all
-    assert [r.path if r.method == "POST" else "/_files/" for r in requests] == [
+    assert [r.path if r.method == "POST" or r.path.endswith(MODELS_PATH) else "/_files/" for r in requests] == [
         BASE_PATH + p if p != "/_files/" else p for p in paths
     ]
     for r in requests:
-        check_wire(method, r, stack.verdict)
+        check_wire(method, r, stack.verdict, status=404 if r.path.endswith(MODELS_PATH) else 200)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,7 +234,8 @@ def _reject_hmac(stack: Stack, action: str) -> PluginSessionError:
     received = Received(stack.emulator)
     with pytest.raises(PluginSessionError) as caught:
         ACTIONS[action](stack, stack.credentials(method, hmac_secret_key=wrong), "mkrejected", 0)
-    [rejected] = received.all
+    *listing, rejected = received.all  # a validation asked for the model list first: refused too
+    assert [r.status for r in listing] == ([400] if action.startswith("validate") else [])
     assert rejected.status == 400 and rejected.consumer is None
     text = _error_text(caught.value)
     for leaked in (wrong, *all_secrets(), rejected.headers["x-ca-signature"]):

@@ -49,6 +49,7 @@ from adapters.models.rerank.rerank import AIGatewayRerankModel
 from adapters.models.speech2text.speech2text import AIGatewaySpeech2TextModel
 from adapters.models.text_embedding.text_embedding import AIGatewayTextEmbeddingModel
 from adapters.models.tts.tts import AIGatewayText2SpeechModel
+from adapters.models.validation import MODELS_PATH
 from tests.emulator import (
     Consumer,
     GatewayEmulator,
@@ -540,10 +541,12 @@ class AuthGateway:
         received = list(self.emulator.received)
         posts = [r for r in received if r.method == "POST"]
         gets = [r for r in received if r.method == "GET"]
+        listings = [r for r in gets if r.path == base_path + MODELS_PATH]  # a validation asks for the model list
         assert posts and all(r.path == base_path + op.path for r in posts)
-        assert len(gets) == (len(posts) if op.downloads else 0)
+        assert len(listings) == (1 if op.validates else 0)
+        assert len(gets) - len(listings) == (len(posts) if op.downloads else 0)
         for r in received:
-            check_wire(method, r, self.verdict)
+            check_wire(method, r, self.verdict, status=404 if r in listings else 200)  # no model list here
         return received
 
 
@@ -711,7 +714,8 @@ def test_a_rejected_hmac_signature_quotes_the_gateways_string_to_sign(gw: AuthGa
     expected_error = CredentialsValidateFailedError if op.validates else InvokeAuthorizationError
     with pytest.raises(expected_error) as caught:
         op.run(gw.credentials(method, hmac_secret_key=wrong), _marker())
-    [received] = gw.emulator.received
+    *listing, received = gw.emulator.received  # a validation asked for the model list first: refused too
+    assert [r.status for r in listing] == ([400] if op.validates else [])
     assert received.status == 400 and received.consumer is None
     text = _error_text(caught.value)
     gateway_sts = string_to_sign(received.method, received.target, received.headers).replace(b"\n", b"#")

@@ -86,8 +86,9 @@ def test_validation_fails_with_the_gateways_reason(llm, gateway) -> None:
 
 def test_validation_passes_with_good_credentials_after_one_small_call(llm, gateway) -> None:
     llm.validate_credentials("qwen-max", gateway.credentials())
-    assert len(gateway.emulator.received) == 1
-    assert gateway.last_json()["max_tokens"] == 5
+    listing, call = gateway.emulator.received  # the model list (none here: 404), then one small call
+    assert (listing.method, listing.path, listing.status) == ("GET", "/v1/models", 404)
+    assert call.json()["max_tokens"] == 5
 
 
 @pytest.mark.parametrize(

@@ -193,6 +193,8 @@ def test_empty_text_is_refused_before_any_request(speaker, gateway) -> None:
 @pytest.mark.parametrize("model", ["tts-1", "qwen-tts"])
 def test_validate_credentials(speaker, gateway, model: str) -> None:
     speaker.validate_credentials(model, gateway.credentials())
-    assert gateway.emulator.received[0].status == 200
+    listing, *calls = gateway.emulator.received  # the model list first: this gateway has none
+    assert listing.path == "/v1/models" and listing.status == 404
+    assert calls and all(r.status == 200 for r in calls)
     with pytest.raises(CredentialsValidateFailedError, match=rf"^Model '{model}': AI Gateway answered HTTP 503"):
         speaker.validate_credentials(model, gateway.credentials("/_fault/status-503"))

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from dify_plugin.entities.model import AIModelEntity
-from dify_plugin.errors.model import CredentialsValidateFailedError, InvokeBadRequestError, InvokeError
+from dify_plugin.errors.model import InvokeBadRequestError, InvokeError
 from dify_plugin.interfaces.model.ai_model import AIModel
 
 from adapters.catalog.dify_schema import model_entity
@@ -34,17 +34,6 @@ def translated_by_litellm(model: CatalogModel) -> Iterator[None]:
         yield
     except NoTranslationError as exc:
         raise bad_request(model, f"route {model.route.name!r}: {exc}.") from exc
-
-
-@contextmanager
-def checking_credentials(model: str) -> Iterator[None]:
-    """Around a validation call: any failure becomes CredentialsValidateFailedError with its mapped reason."""
-    try:
-        yield
-    except CredentialsValidateFailedError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - re-raised, mapped; `from None` keeps causes out of Dify's traceback
-        raise CredentialsValidateFailedError(f"Model {model!r}: {as_reported(exc)}") from None
 
 
 @functools.cache

@@ -21,12 +21,13 @@ from adapters.catalog.resolver import resolve_model
 from adapters.dialects.kinds import ChatDialect
 from adapters.dialects.registry import dialect
 from adapters.gateway.transport import GatewaySession, session_for
-from adapters.models.base import GatewayModel, bad_request, checking_credentials
+from adapters.models.base import GatewayModel, bad_request
 from adapters.models.llm.answer import UsageFn, blocking_result, collect_stream, relay_stream, result_as_stream
 from adapters.models.llm.chunk_size import deliverable
 from adapters.models.llm.request import build_chat_request, to_openai_messages
 from adapters.models.llm.streaming import plan_streaming
 from adapters.models.usage import estimate_tokens, llm_usage
+from adapters.models.validation import check_credentials
 
 
 class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
@@ -114,6 +115,10 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
         return estimate_tokens(target, messages=to_openai_messages(target, prompt_messages))
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
-        """One real, minimal chat through the same route and auth the model will use."""
-        with checking_credentials(model):
-            self._invoke(model, dict(credentials), [UserPromptMessage(content="ping")], {"max_tokens": 5}, stream=False)
+        """One real, minimal chat through the same route and auth the model will use, per endpoint and key."""
+
+        def ping() -> object:
+            ping = [UserPromptMessage(content="ping")]
+            return self._invoke(model, dict(credentials), ping, {"max_tokens": 5}, stream=False)
+
+        check_credentials(self.model_type.value, model, credentials, ping)

@@ -26,8 +26,9 @@ from adapters.dialects.kinds import RerankDialect
 from adapters.dialects.registry import dialect
 from adapters.gateway.transport import session_for
 from adapters.message_size import oversize, text_worst_case, too_large
-from adapters.models.base import GatewayModel, bad_request, checking_credentials
+from adapters.models.base import GatewayModel, bad_request
 from adapters.models.batches import in_parallel
+from adapters.models.validation import check_credentials
 
 
 class AIGatewayRerankModel(GatewayModel, RerankModel):
@@ -79,6 +80,9 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
         return result
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
-        """Reranks one document through the same route and auth the model will use."""
-        with checking_credentials(model):
-            self._invoke(model, dict(credentials), "ping", ["ping"])
+        """Reranks one document through the same route and auth the model will use, per endpoint and key."""
+
+        def ping() -> object:
+            return self._invoke(model, dict(credentials), "ping", ["ping"])
+
+        check_credentials(self.model_type.value, model, credentials, ping)

@@ -23,7 +23,8 @@ from adapters.dialects.registry import dialect
 from adapters.gateway.transport import session_for
 from adapters.message_size import oversize, text_worst_case, too_large
 from adapters.models.audio import KNOWN_FORMATS, silence_wav, sniff_audio_format
-from adapters.models.base import GatewayModel, bad_request, checking_credentials, translated_by_litellm
+from adapters.models.base import GatewayModel, bad_request, translated_by_litellm
+from adapters.models.validation import check_credentials
 
 _MEGABYTE = 1024 * 1024
 
@@ -81,6 +82,9 @@ class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
         return transcript
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
-        """Transcribes 0.1 s of silence through the same route and auth the model will use."""
-        with checking_credentials(model):
-            self._invoke(model, dict(credentials), BytesIO(silence_wav()))
+        """Transcribes 0.1 s of silence through the same route and auth the model will use, per endpoint and key."""
+
+        def ping() -> object:
+            return self._invoke(model, dict(credentials), BytesIO(silence_wav()))
+
+        check_credentials(self.model_type.value, model, credentials, ping)

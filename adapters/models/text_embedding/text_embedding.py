@@ -29,9 +29,10 @@ from adapters.dialects.kinds import EmbeddingBatch, EmbeddingDialect
 from adapters.dialects.registry import dialect
 from adapters.gateway.transport import session_for
 from adapters.message_size import embedding_worst_case, oversize, too_large
-from adapters.models.base import GatewayModel, bad_request, checking_credentials, translated_by_litellm
+from adapters.models.base import GatewayModel, bad_request, translated_by_litellm
 from adapters.models.batches import in_parallel
 from adapters.models.usage import embedding_usage, estimate_tokens
+from adapters.models.validation import check_credentials
 
 
 class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
@@ -92,9 +93,12 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
         return self._count(resolve_model("text-embedding", model, credentials), texts)
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
-        """Embeds one short text through the same route and auth the model will use."""
-        with checking_credentials(model):
-            self._invoke(model, dict(credentials), ["ping"])
+        """Embeds one short text through the same route and auth the model will use, per endpoint and key."""
+
+        def ping() -> object:
+            return self._invoke(model, dict(credentials), ["ping"])
+
+        check_credentials(self.model_type.value, model, credentials, ping)
 
 
 def _deliverable(target: CatalogModel, result: TextEmbeddingResult) -> TextEmbeddingResult:

@@ -23,7 +23,8 @@ from adapters.dialects.registry import dialect
 from adapters.gateway import download
 from adapters.gateway.transport import Answer, GatewaySession, session_for
 from adapters.models.audio import WAV, daemon_chunks, join_wav, sniff_audio_format
-from adapters.models.base import GatewayModel, bad_request, checking_credentials, translated_by_litellm
+from adapters.models.base import GatewayModel, bad_request, translated_by_litellm
+from adapters.models.validation import check_credentials
 
 # Sentence ends in Latin and CJK text, and line breaks.
 _SENTENCE_END = r"[。．.!?！？;；…\n]"
@@ -106,7 +107,9 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
             pool.shutdown(wait=False, cancel_futures=True)
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
-        """Synthesizes one short word through the same route and auth the model will use."""
-        with checking_credentials(model):
-            for _ in self._invoke(model, "", dict(credentials), "Hello.", ""):
-                pass
+        """Synthesizes one short word through the same route and auth the model will use, per endpoint and key."""
+
+        def ping() -> object:
+            return list(self._invoke(model, "", dict(credentials), "Hello.", ""))
+
+        check_credentials(self.model_type.value, model, credentials, ping)
