@@ -3,6 +3,7 @@ anything reached Dify, within the retry budget, every attempt signed for where i
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import pytest
@@ -243,3 +244,12 @@ def test_a_failover_that_finds_no_healthy_endpoint_reports_the_last_error(llm, g
     credentials["endpoint_url"] = _endpoints(gateway, "/_fault/status-503", "/_fault/status-502")
     with pytest.raises(InvokeServerUnavailableError, match=r"HTTP 502.*after 2 attempts"):
         _ask(llm, credentials)
+
+
+def test_a_failover_is_one_log_line_naming_what_rested_by_its_place(llm, gateway, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="adapters.gateway")
+    gateway.emulator.fault_consumer("team-a", "status-429")
+    assert _ask(llm, gateway.credentials(api_key=f"{TEST_KEY},{OTHER_KEY}", max_retries="1")) == "echo: hi"
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "adapters.gateway"]
+    assert line.startswith("AI Gateway failover: method=POST route=/v1/chat/completions status=429 ")
+    assert line.endswith(" rested=key_1/2") and TEST_KEY not in line and OTHER_KEY not in line
