@@ -36,6 +36,11 @@ def credential_error(field: str, problem: str) -> CredentialsValidateFailedError
     return CredentialsValidateFailedError(f"Credential field '{field}': {problem}")
 
 
+def environment_error(name: str, problem: str) -> CredentialsValidateFailedError:
+    """The same for an environment variable that changes how the plugin connects (a CA, a proxy)."""
+    return CredentialsValidateFailedError(f"Environment variable {name}: {problem}")
+
+
 def text(credentials: Mapping[str, Any], field: str) -> str:
     """The field as a stripped string; missing and None read as empty."""
     value = credentials.get(field)

@@ -13,6 +13,7 @@ as "Credential field '<name>': ..." before a request exists. Where each field go
     timeouts       Timeouts             timeout, else MAX_REQUEST_TIMEOUT, else 300 s; connect 10 s
     tls            TlsConfig            the private CAs SSL_CERT_FILE / SSL_CERT_DIR / REQUESTS_CA_BUNDLE name
                                         (adapters/gateway/tls.py)
+    proxies        ProxyConfig          HTTP(S)_PROXY, ALL_PROXY, NO_PROXY (adapters/gateway/proxy.py)
     extra_headers  ((name, value), ...) sent with every request; none yet (a later credential field)
 
 Secrets live only in fields left out of `repr()`: the auth configs' keys and the extra headers.
@@ -35,6 +36,7 @@ import httpx
 from adapters.credentials import converted, credential_error, packed_options, text, with_options
 from adapters.gateway.auth import AuthConfig, auth_config
 from adapters.gateway.endpoint import Endpoint, endpoints_from_field
+from adapters.gateway.proxy import PROXY_ENVIRONMENT, ProxyConfig, proxy_config
 from adapters.gateway.retry import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, MAX_WAIT, RetryPolicy
 from adapters.gateway.tls import CA_ENVIRONMENT, TlsConfig, tls_config
 
@@ -70,7 +72,7 @@ GATEWAY_OPTIONS: Final[Mapping[str, str | None]] = MappingProxyType(
 )
 # Every credential field the gateway configuration is read from.
 GATEWAY_FIELDS: Final = (*GATEWAY_FORM_FIELDS, *GATEWAY_OPTIONS)
-ENVIRONMENT: Final = ("MAX_REQUEST_TIMEOUT", *CA_ENVIRONMENT)
+ENVIRONMENT: Final = ("MAX_REQUEST_TIMEOUT", *CA_ENVIRONMENT, *PROXY_ENVIRONMENT)
 
 DEFAULT_READ_TIMEOUT: Final = 300.0
 CONNECT_TIMEOUT: Final = 10.0
@@ -104,13 +106,14 @@ class GatewayConfig:
     retry: RetryPolicy
     timeouts: Timeouts
     tls: TlsConfig
+    proxies: ProxyConfig
     extra_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def secrets(self, request: httpx.Request | None = None) -> tuple[tuple[str, str], ...]:
         """(field, value) of every credential value, with those the auth put on `request` (a JWT, an
-        HMAC signature): what a report must mask (adapters/gateway/redaction.py)."""
+        HMAC signature) and those of the proxies: what a report must mask (gateway/redaction.py)."""
         headers = ((f"header {name}", value) for name, value in self.extra_headers)
-        return (*self.auth.secrets(request), *headers)
+        return (*self.auth.secrets(request), *headers, *self.proxies.secrets())
 
     @property
     def endpoint(self) -> Endpoint:
@@ -128,6 +131,7 @@ class GatewayConfig:
             retry=_retry_policy(fields),
             timeouts=_timeouts(fields, environment["MAX_REQUEST_TIMEOUT"]),
             tls=tls_config(environment),
+            proxies=proxy_config(environment),
         )
 
 

@@ -110,12 +110,15 @@ def rate_limit_hint(headers: httpx.Headers) -> str | None:
 
 
 def error_from_response(
-    method: str, url: httpx.URL, response: httpx.Response, body: bytes, attempts: int = 1
+    method: str, url: httpx.URL, response: httpx.Response, body: bytes, attempts: int = 1, proxy: str | None = None
 ) -> InvokeError:
-    """The InvokeError for a gateway answer with an error status (the body already read)."""
+    """The InvokeError for a gateway answer with an error status (the body already read); `proxy`
+    names the proxy the request went through, which may have answered in the gateway's place."""
     headers = response.headers
     message, request_id = gateway_message(body, headers.get("content-type", ""))
     details = [f"after {attempts} attempts"] if attempts > 1 else []
+    if proxy:
+        details.append(f"through the proxy {proxy}")
     if hint := (rate_limit_hint(headers) if response.status_code == 429 else None):
         details.append(hint)
     if sts := headers.get("x-ca-error-message"):
@@ -177,13 +180,40 @@ def is_untrusted_certificate(exc: BaseException) -> bool:
 
 
 def error_from_transport(
-    method: str, url: httpx.URL, exc: Exception, *, read_limit: str, connect_limit: str, attempts: int = 1
+    method: str,
+    url: httpx.URL,
+    exc: Exception,
+    *,
+    read_limit: str,
+    connect_limit: str,
+    attempts: int = 1,
+    proxy: str | None = None,
 ) -> InvokeError:
     """The InvokeError for a request that never got a complete answer; a timeout says how long it
-    waited and what set that limit (`read_limit`, `connect_limit`: gateway/config.py `Timeouts`)."""
+    waited and what set that limit (`read_limit`, `connect_limit`: gateway/config.py `Timeouts`).
+
+    Through a proxy (`proxy`, e.g. "10.0.0.5:3128 (HTTPS_PROXY)"), a failure to connect is the
+    proxy's: the plugin connects to the proxy only, and the proxy to the gateway. The message then
+    names the proxy, not the gateway; every other failure mentions it."""
     where = f"{method} {url.scheme}://{url.netloc.decode()}{url.path}"
     if attempts > 1:
         where += f" ({attempts} attempts)"
+    if proxy and not is_untrusted_certificate(exc):
+        if isinstance(exc, httpx.ProxyError):
+            return InvokeConnectionError(f"The proxy {proxy} did not open the way to the AI Gateway at {where}: {exc}")
+        if isinstance(exc, httpx.ConnectTimeout):
+            return InvokeConnectionError(
+                f"Could not connect to the proxy {proxy} for the AI Gateway at {where} within {connect_limit}."
+            )
+        if isinstance(exc, httpx.ConnectError):
+            return InvokeConnectionError(f"Could not connect to the proxy {proxy} for the AI Gateway at {where}: {exc}")
+    error = _direct_transport_error(where, exc, read_limit=read_limit, connect_limit=connect_limit)
+    if proxy and isinstance(error, InvokeConnectionError):
+        return InvokeConnectionError(f"{error} (through the proxy {proxy})")
+    return error
+
+
+def _direct_transport_error(where: str, exc: Exception, *, read_limit: str, connect_limit: str) -> InvokeError:
     if isinstance(exc, httpx.ConnectTimeout):
         return InvokeConnectionError(f"Could not connect to the AI Gateway at {where} within {connect_limit}.")
     if isinstance(exc, httpx.WriteTimeout):

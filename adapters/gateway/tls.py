@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Final
 
 import certifi
-from dify_plugin.errors.model import CredentialsValidateFailedError
+
+from adapters.credentials import environment_error
 
 CA_ENVIRONMENT: Final = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")
 # Where distributions keep the system bundle (Debian/Ubuntu, Fedora/RHEL, Alpine/Arch/BSD, SUSE).
@@ -55,10 +56,6 @@ def tls_config(environment: Mapping[str, str]) -> TlsConfig:
                 raise environment_error(name, f"names {path}, which does not exist.")
             found.append((name, path))
     return TlsConfig(tuple(found))
-
-
-def environment_error(name: str, problem: str) -> CredentialsValidateFailedError:
-    return CredentialsValidateFailedError(f"Environment variable {name}: {problem}")
 
 
 _lock = threading.Lock()

@@ -45,6 +45,7 @@ from adapters.gateway.errors import (
 )
 from adapters.gateway.failover import Part, Rotation, failed_part
 from adapters.gateway.log import log_attempt
+from adapters.gateway.proxy import Proxy, ProxyRouter
 from adapters.gateway.redaction import Redactor
 from adapters.gateway.retry import RETRY_STATUSES, reset_seconds
 from adapters.gateway.tls import trust_store
@@ -206,7 +207,9 @@ class GatewaySession:
                     body = _error_body(response)
                     request_id = request_id_of(response, body)
                     again, failed, headers = status in RETRY_STATUSES, failed_part(status), response.headers
-                    error = error_from_response(request.method, request.url, response, body, attempt)
+                    error = error_from_response(
+                        request.method, request.url, response, body, attempt, self._via(request)
+                    )
             if failed is Part.ENDPOINT and fixed_url:
                 failed = None  # a fixed URL has no other endpoint to go to
             if failed is not None and pinned is None and attempt <= self.config.retry.max_retries:
@@ -244,7 +247,13 @@ class GatewaySession:
             read_limit=timeouts.read_limit(),
             connect_limit=timeouts.connect_limit(),
             attempts=attempts,
+            proxy=self._via(request),
         )
+
+    def _via(self, request: httpx.Request) -> str | None:
+        """The proxy `request` goes through, as messages name it ("host:port (VARIABLE)"), or None."""
+        proxy = self.config.proxies.proxy_for(request.url)
+        return None if proxy is None else proxy.describe()
 
     def log_broken_answer(self, response: httpx.Response, exc: Exception) -> None:
         """The final-failure log line for a 2xx answer that broke while it was read (a cut stream)."""
@@ -265,6 +274,8 @@ class GatewaySession:
     ) -> None:
         attempts = self.config.retry.max_retries + 1
         redact = self.redactor(request)
+        if (proxy := self.config.proxies.proxy_for(request.url)) is not None:
+            fields["proxy"] = proxy.shown
         log_attempt(event, request, status=status, request_id=request_id, attempt=attempt, attempts=attempts,
                     started=started, redact=redact, **fields)  # fmt: skip
 
@@ -291,13 +302,21 @@ _sessions_lock = threading.Lock()
 
 def open_session(config: GatewayConfig) -> GatewaySession:
     auths = config.auth.client_auths()
+    context = trust_store(config.tls)
+
+    def transport(proxy: Proxy | None) -> httpx.HTTPTransport:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=32)
+        return httpx.HTTPTransport(verify=context, limits=limits, proxy=None if proxy is None else proxy.url)
+
     client = httpx.Client(
         auth=auths[0],
         headers=dict(config.extra_headers),
-        verify=trust_store(config.tls),
         timeout=config.timeouts.for_httpx(),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=32),
         follow_redirects=False,
+        # The configuration already read the proxy and CA variables; httpx must not read them again
+        # (it would miss NO_PROXY's CIDR entries and the system store).
+        trust_env=False,
+        transport=ProxyRouter(config.proxies, transport) if config.proxies.configured else transport(None),
     )
     return GatewaySession(config, client, auths, Rotation(len(config.endpoints), len(auths)))
 
