@@ -393,33 +393,89 @@ _STREAMS = [
 ]
 
 
+def _read_by_litellm(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(facade, "_lean_turn", lambda data: None)
+
+
 @pytest.mark.parametrize("name", _STREAMS)
 @needs_traces
-def test_plain_text_fast_path_gives_what_litellm_gives(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """parse_chat_chunk skips LiteLLM's parser for text-only chunks; LiteLLM must read them the same."""
-    fast = [facade.parse_chat_chunk(data=data) for data in _events(name)]
-    monkeypatch.setattr(facade, "_plain_text", lambda data: None)
-    slow = [facade.parse_chat_chunk(data=data) for data in _events(name)]
-    assert fast == slow
+def test_the_lean_path_gives_what_litellm_gives(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """parse_chat_chunk skips LiteLLM's parser for chunks of answer pieces; LiteLLM must read them the same."""
+    lean = [facade.parse_chat_chunk(data=data) for data in _events(name)]
+    _read_by_litellm(monkeypatch)
+    assert lean == [facade.parse_chat_chunk(data=data) for data in _events(name)]
+
+
+_OTHER = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "usage": None}
+_LEAN_DELTAS = [
+    {"content": "text"},
+    {"role": "assistant", "content": "", "refusal": None},
+    {"content": "text", "reasoning_content": None},
+    {"content": None, "reasoning_content": "thinking"},
+    {"content": "", "reasoning_content": "thinking"},
+    {"reasoning": "thinking", "content": None},
+    {"content": "", "reasoning_content": ""},
+    {"content": "text", "reasoning_content": "thinking"},
+    {"tool_calls": [{"index": 0, "function": {"arguments": '{"ci'}}]},
+    {"tool_calls": [{"index": 1, "id": "", "type": "function", "function": {"arguments": "ty"}}]},
+    {"content": None, "tool_calls": [{"index": 0, "id": None, "function": {"name": None, "arguments": ""}}]},
+    {"content": "", "tool_calls": [{"index": 0, "function": {"arguments": "}"}}]},
+]
+_LITELLM_DELTAS = [
+    {"role": "assistant", "content": None},
+    {"reasoning_content": "a", "reasoning": "b"},
+    {"reasoning": "thinking", "reasoning_details": [{"type": "reasoning.text", "text": "thinking"}]},
+    {"reasoning": "thinking", "channel": "analysis"},
+    {"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}]},
+    {"tool_calls": [{"function": {"arguments": "no index"}}]},
+    {"tool_calls": [{"index": 0, "function": {"arguments": None}}]},
+    {"tool_calls": []},
+    {"content": "text", "tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]},
+    {"content": 7},
+]
+
+
+def _chunk(delta: dict, **choice: object) -> dict:
+    return {**_OTHER, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None, **choice}]}
+
+
+@pytest.mark.parametrize(("delta", "lean"), [(d, True) for d in _LEAN_DELTAS] + [(d, False) for d in _LITELLM_DELTAS])
+def test_each_kind_of_chunk_reads_as_litellm_reads_it(delta: dict, lean: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (facade._lean_turn(_chunk(delta)) is not None) == lean
+    turn = facade.parse_chat_chunk(data=_chunk(delta))
+    _read_by_litellm(monkeypatch)
+    assert turn == facade.parse_chat_chunk(data=_chunk(delta))
+
+
+def test_a_finish_reason_or_a_second_choice_goes_to_litellm() -> None:
+    assert facade._lean_turn(_chunk({"content": "end"}, finish_reason="stop")) is None
+    two = _chunk({"content": "a"})
+    two["choices"].append({"index": 1, "delta": {"content": "b"}, "finish_reason": None})
+    assert facade._lean_turn(two) is None
 
 
 @pytest.mark.parametrize(
-    ("name", "text_chunks", "events"),
+    ("name", "lean", "events"),
     [
         # `"usage": null` on every chunk (OpenAI with include_usage, DashScope) is no usage.
-        ("openai-gpt4o-text-stream.sse", 8, 11),
-        ("ds-qwen3max-text-stream.sse", 171, 174),
-        ("vllm-0.24-llama-stream.sse", 13, 16),
-        # DeepSeek sends `"reasoning_content": null` beside the answer text.
-        ("deepseek-reasoner-stream.sse", 11, 211),
+        ("openai-gpt4o-text-stream.sse", 9, 11),
+        ("ds-qwen3max-text-stream.sse", 172, 174),
+        ("vllm-0.24-llama-stream.sse", 14, 16),
+        # Reasoning with `"content": null`, then text with `"reasoning_content": null`.
+        ("ds-qwen3max-reasoning-stream.sse", 273, 275),
+        ("deepseek-reasoner-stream.sse", 210, 211),
+        # Tool-call arguments continued by index alone (DeepSeek, OpenAI) or with DashScope's `"id": ""`.
+        ("deepseek-reasoner-toolcall-stream.sse", 50, 52),
+        ("openai-gpt4o-tool-args-stream.sse", 6, 9),
+        ("ds-qwen3max-toolcall-stream.sse", 3, 6),
     ],
 )
 @needs_traces
-def test_the_fast_path_is_taken_for_plain_text_chunks(name: str, text_chunks: int, events: int) -> None:
+def test_the_lean_path_is_taken_for_answer_pieces(name: str, lean: int, events: int) -> None:
     recorded = _events(name)
-    plain = [facade._plain_text(data) for data in recorded]
-    assert (sum(p is not None for p in plain), len(recorded)) == (text_chunks, events)
-    assert "".join(p for p in plain if p) == _joined(_turns(name))[0]
+    turns = [facade._lean_turn(data) for data in recorded]
+    assert (sum(turn is not None for turn in turns), len(recorded)) == (lean, events)
+    assert _joined([turn for turn in turns if turn is not None]) == _joined(_turns(name))
 
 
 def test_text_completion_chunk_text_is_the_content() -> None:
