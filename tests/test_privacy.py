@@ -123,6 +123,67 @@ def test_litellm_loads_no_dotenv(tmp_path: Path) -> None:
     assert "LiteLLM" not in done.stderr
 
 
+# Counts tokens as the plugin does, under a PEP 578 audit hook recording every connection, name
+# lookup, directory created and file opened for writing, and prints what it saw and the counts.
+_AUDITED_TOKEN_COUNT = textwrap.dedent(
+    """
+    import json, os, sys
+
+    seen = []
+    _WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def _hook(event, args):
+        if event in ("socket.connect", "socket.getaddrinfo", "os.mkdir"):
+            seen.append([event, str(args[1] if event == "socket.connect" else args[0])])
+        elif event == "open":
+            path, mode, flags = args
+            writing = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & _WRITE)
+            # tempfile.gettempdir() probes that the temporary directory is writable with a file it
+            # removes at once (LiteLLM asks for the directory at import); anything else counts.
+            if writing and os.path.dirname(str(path)) != os.environ["TMPDIR"]:
+                seen.append([event, str(path)])
+
+    sys.addaudithook(_hook)
+    from adapters.engine import litellm_facade as facade
+
+    facade.litellm()
+    models = ("qwen-max", "gpt-4o", "claude-2", "llama-3-8b-instruct", "command-r", "deepseek-chat")
+    counts = [facade.count_tokens(model=m, text="How many tokens are in here?") for m in models]
+    counts.append(facade.count_tokens(model="qwen-plus", messages=[{"role": "user", "content": "hi there"}]))
+    print(json.dumps({"seen": seen, "counts": counts}))
+    """
+)
+# Every variable that points LiteLLM, tiktoken or Hugging Face at a cache or a download.
+_TOKENIZER_ENV = {
+    "CUSTOM_TIKTOKEN_CACHE_DIR": "custom-tiktoken",
+    "TIKTOKEN_CACHE_DIR": "tiktoken",
+    "DATA_GYM_CACHE_DIR": "data-gym",
+    "HF_HOME": "hf-home",
+    "HF_HUB_CACHE": "hf-hub",
+    "TRANSFORMERS_CACHE": "transformers",
+    "XDG_CACHE_HOME": "xdg-cache",
+}
+
+
+def test_tokenizers_stay_offline_under_any_environment(tmp_path: Path) -> None:
+    """Nothing downloaded, no directory created, and token counts from the bundled encodings."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {name: str(tmp_path / folder) for name, folder in _TOKENIZER_ENV.items()}
+    env |= {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "LITELLM_LOCAL_MODEL_COST_MAP": "False"}
+    env |= {"PYTHONPATH": str(PLUGIN_ROOT), "PYTHONDONTWRITEBYTECODE": "1", "TMPDIR": str(temporary)}
+    env |= {"HOME": str(tmp_path / "home"), "PATH": os.environ.get("PATH", "")}
+    done = subprocess.run(
+        [sys.executable, "-c", _AUDITED_TOKEN_COUNT], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["seen"] == [], "no connection, lookup, directory or file written"
+    assert all(isinstance(n, int) and n > 0 for n in report["counts"]), report["counts"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tmp"], "none of the cache folders was created"
+    assert list(temporary.iterdir()) == []
+
+
 # Credentials of each auth scheme whose secret values all carry MARK, over the same model form.
 MARK = "S3CRET-kept-nowhere-91"
 _SCHEME_FIELDS = (

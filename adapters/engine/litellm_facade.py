@@ -43,7 +43,14 @@ _PRIVATE_ENV = {
     "HF_HUB_OFFLINE": "1",
     "DEFAULT_MAX_RETRIES": "0",
 }
+# Removed before LiteLLM is imported: with CUSTOM_TIKTOKEN_CACHE_DIR set, LiteLLM creates that
+# directory and points tiktoken at it instead of its bundled encodings, so tiktoken downloads
+# cl100k_base there (and the import fails where nothing can be downloaded). Without it, LiteLLM
+# sets TIKTOKEN_CACHE_DIR to the encodings it ships, whatever the environment said.
+_IGNORED_ENV = ("CUSTOM_TIKTOKEN_CACHE_DIR",)
 os.environ.update(_PRIVATE_ENV)
+for _name in _IGNORED_ENV:
+    os.environ.pop(_name, None)
 
 _module: ModuleType | None = None
 
