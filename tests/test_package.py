@@ -193,6 +193,46 @@ def test_a_stale_generated_yaml_stops_the_build(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
+def _git_copy(tmp_path: Path) -> Path:
+    """A copy of the plugin as a fresh git repository with every file staged."""
+    copy = tmp_path / "plugin"
+    ignored = shutil.ignore_patterns(".venv", ".git", "dist", "__pycache__", "tests", ".pytest_cache", ".ruff_cache")
+    shutil.copytree(PLUGIN_ROOT, copy, ignore=ignored)
+    for command in (["git", "init", "-q"], ["git", "add", "-A"]):
+        subprocess.run(command, cwd=copy, check=True, capture_output=True, timeout=60)
+    return copy
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_files_git_does_not_track_stop_the_build_listed(tmp_path: Path) -> None:
+    copy = _git_copy(tmp_path)
+    (copy / ".env.local").write_text("API_KEY=sk-never-ship-me\n", encoding="utf-8")
+    (copy / "adapters" / "scratch.py").write_text("print('notes')\n", encoding="utf-8")
+    done = _package(copy, tmp_path / "out")
+    assert done.returncode == 1
+    assert "2 file(s) are not tracked by git, and .difyignore would pack them:" in done.stderr
+    assert "\n  .env.local\n  adapters/scratch.py\n" in done.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_generated_files_need_not_be_tracked_yet(tmp_path: Path) -> None:
+    copy = _git_copy(tmp_path)
+    generated = "provider_configs/dify/models/llm/qwen-max.yaml"
+    subprocess.run(["git", "rm", "-q", "--cached", generated], cwd=copy, check=True, timeout=60)
+    done = _package(copy, tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(next((tmp_path / "out").iterdir())) as archive:
+        assert generated in archive.namelist()
+
+
+def test_a_folder_outside_git_is_not_packaged(tmp_path: Path) -> None:
+    copy = tmp_path / "plugin"
+    shutil.copytree(PLUGIN_ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "dist", "__pycache__", "tests"))
+    done = _package(copy, tmp_path / "out")
+    assert done.returncode == 1 and "is not a git checkout" in done.stderr
+
+
 # ---------------------------------------------------------------------------------------------
 # The package itself
 

@@ -7,6 +7,10 @@ pkg/entities/plugin_entities in langgenius/dify-plugin-daemon):
   when there is no `.difyignore`). Each line is one go-git gitignore pattern, matched on its own; as
   in the CLI, a path is left out when any pattern excludes it, so a `!pattern` line re-includes
   nothing. An excluded directory is not entered.
+- Only what git tracks (or the generator makes): the CLI packs whatever lies in the folder, so a
+  stray `.env.local` or a scratch file would ship. Here every file `.difyignore` lets in must be
+  tracked by git (staged is enough) or be one of the generated files; otherwise the build stops
+  and lists them.
 - Size: at most 50 MB uncompressed (`--max-size`); over it, the five largest files are listed.
 - Icons: the manifest's icon and icon_dark and the provider's icons, in every language, in _assets/.
 - Manifest: the daemon's install-time rules (lowercase author that is not UUID-like, name, version,
@@ -23,6 +27,7 @@ import argparse
 import contextlib
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -37,7 +42,7 @@ from dify_plugin.core.entities.plugin.setup import PluginConfiguration
 from dify_plugin.core.utils.yaml_loader import load_yaml_file
 from dify_plugin.entities.model.provider import ModelProviderConfiguration
 
-from adapters.catalog.generator import stale_files
+from adapters.catalog.generator import render, stale_files
 from adapters.catalog.loader import CatalogError
 
 PLUGIN_ROOT = Path(__file__).resolve().parents[2]
@@ -284,6 +289,33 @@ def icon_problems(manifest: dict[str, Any], providers: Sequence[dict[str, Any]],
     return [f"{what} _assets/{name} not found" for what, name in wanted if f"_assets/{name}" not in files]
 
 
+def tracked_files(root: Path) -> set[str]:
+    """The files git tracks under `root` (staged ones included), relative to it."""
+    try:
+        done = subprocess.run(
+            ["git", "ls-files", "-z", "--cached"], cwd=root, capture_output=True, text=True, timeout=60, check=False
+        )
+    except FileNotFoundError:
+        done = None
+    if done is None or done.returncode != 0:
+        raise PackageError(
+            f"{root} is not a git checkout (or git is not installed): the package holds only what git tracks, "
+            "so that no stray file ships"
+        )
+    return {name for name in done.stdout.split("\0") if name}
+
+
+def check_only_tracked_files(root: Path, files: Sequence[str]) -> None:
+    """Every file to be packed is tracked by git or generated; else the build stops, listing the others."""
+    known = tracked_files(root) | set(render(root / "provider_configs"))
+    if strays := [name for name in files if name not in known]:
+        raise PackageError(
+            f"{len(strays)} file(s) are not tracked by git, and .difyignore would pack them:\n  "
+            + "\n  ".join(strays)
+            + "\nAdd them to git if they belong to the plugin; otherwise delete them or list them in .difyignore."
+        )
+
+
 def check_generated_yaml(root: Path) -> None:
     """provider_configs/dify/ must be exactly what the generator makes of provider_configs/ (`make check`)."""
     try:
@@ -339,6 +371,7 @@ def build(root: Path = PLUGIN_ROOT, out_dir: Path | None = None, max_size: int =
     manifest = _yaml(root / "manifest.yaml")
     check_generated_yaml(root)
     files = package_files(root, ignore_patterns(root))
+    check_only_tracked_files(root, files)
     check_size(root, files, max_size)
     present = set(files)
     provider_paths = list((manifest.get("plugins") or {}).get("models") or [])
