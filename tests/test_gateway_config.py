@@ -148,5 +148,6 @@ def test_extra_headers_of_a_config_go_with_every_request(gateway) -> None:
     session = open_session(replace(config, extra_headers=(("X-Team", "team-a"),)))
     route = default_catalog().get("llm", "qwen-max").route
     body = {"model": "qwen-max", "messages": [{"role": "user", "content": "hi"}]}
-    assert session.send(route.path, json=body).json()["choices"][0]["message"]["content"] == "echo: hi"
+    answer = session.send(route.path, json=body, budget=session.budget("llm")).json()
+    assert answer["choices"][0]["message"]["content"] == "echo: hi"
     assert gateway.emulator.received[-1].headers["x-team"] == "team-a"

@@ -10,7 +10,8 @@ as "Credential field '<name>': ..." before a request exists. Where each field go
     auth           ApiKeyConfig | JwtConfig | HmacConfig
                                         auth_method and that scheme's fields (adapters/gateway/auth/)
     retry          RetryPolicy          max_retries, retry_backoff (gateway_options)
-    timeouts       Timeouts             timeout, else MAX_REQUEST_TIMEOUT, else 300 s; connect 10 s
+    timeouts       Timeouts             timeout, else MAX_REQUEST_TIMEOUT, else 300 s; connect 10 s;
+                                        the invocation's deadline AIGW_INVOCATION_TIMEOUT, else 540 s
     tls            TlsConfig            the private CAs SSL_CERT_FILE / SSL_CERT_DIR / REQUESTS_CA_BUNDLE name
                                         (adapters/gateway/tls.py)
     proxies        ProxyConfig          HTTP(S)_PROXY, ALL_PROXY, NO_PROXY (adapters/gateway/proxy.py)
@@ -32,10 +33,12 @@ from types import MappingProxyType
 from typing import Any, Final
 
 import httpx
+from dify_plugin.errors.model import CredentialsValidateFailedError
 
 from adapters.credentials import converted, credential_error, packed_options, text, with_options
 from adapters.gateway.auth import AuthConfig, auth_config
 from adapters.gateway.endpoint import Endpoint, endpoints_from_field
+from adapters.gateway.limits import DEFAULT_INVOCATION_TIMEOUT, INVOCATION_TIMEOUT_VARIABLE
 from adapters.gateway.proxy import PROXY_ENVIRONMENT, ProxyConfig, proxy_config
 from adapters.gateway.retry import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, MAX_WAIT, RetryPolicy
 from adapters.gateway.tls import CA_ENVIRONMENT, TlsConfig, tls_config
@@ -72,7 +75,7 @@ GATEWAY_OPTIONS: Final[Mapping[str, str | None]] = MappingProxyType(
 )
 # Every credential field the gateway configuration is read from.
 GATEWAY_FIELDS: Final = (*GATEWAY_FORM_FIELDS, *GATEWAY_OPTIONS)
-ENVIRONMENT: Final = ("MAX_REQUEST_TIMEOUT", *CA_ENVIRONMENT, *PROXY_ENVIRONMENT)
+ENVIRONMENT: Final = ("MAX_REQUEST_TIMEOUT", INVOCATION_TIMEOUT_VARIABLE, *CA_ENVIRONMENT, *PROXY_ENVIRONMENT)
 
 DEFAULT_READ_TIMEOUT: Final = 300.0
 CONNECT_TIMEOUT: Final = 10.0
@@ -84,6 +87,7 @@ class Timeouts:
     read: float = DEFAULT_READ_TIMEOUT
     connect: float = CONNECT_TIMEOUT
     read_set_by: str = "the plugin's default"  # named in the error a timeout gives, so the user knows what to change
+    invocation: float = DEFAULT_INVOCATION_TIMEOUT  # the whole invocation, every request in it
 
     def for_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(self.read, connect=self.connect)
@@ -129,7 +133,7 @@ class GatewayConfig:
             endpoints=endpoints_from_field(text(fields, "endpoint_url")),
             auth=auth_config(fields),
             retry=_retry_policy(fields),
-            timeouts=_timeouts(fields, environment["MAX_REQUEST_TIMEOUT"]),
+            timeouts=_timeouts(fields, environment["MAX_REQUEST_TIMEOUT"], environment[INVOCATION_TIMEOUT_VARIABLE]),
             tls=tls_config(environment),
             proxies=proxy_config(environment),
         )
@@ -177,8 +181,9 @@ def config_key(credentials: Mapping[str, Any]) -> bytes:
     return hashlib.blake2b(material, key=_DIGEST_KEY, digest_size=16).digest()
 
 
-def _timeouts(fields: Mapping[str, Any], from_environment: str) -> Timeouts:
-    """Read timeout: the credential's own, else Dify's MAX_REQUEST_TIMEOUT, else 300 s."""
+def _timeouts(fields: Mapping[str, Any], from_environment: str, invocation_seconds: str) -> Timeouts:
+    """Read timeout: the credential's own, else Dify's MAX_REQUEST_TIMEOUT, else 300 s; the
+    invocation's deadline from AIGW_INVOCATION_TIMEOUT, else 540 s."""
     expected = f"must be a number of seconds between 0 and {_MAX_READ_TIMEOUT:g}"
     read = converted(fields, "timeout", float, _fits_read_timeout, expected)
     set_by = "credential field 'timeout'"
@@ -186,9 +191,25 @@ def _timeouts(fields: Mapping[str, Any], from_environment: str) -> Timeouts:
         fallback = {"timeout": from_environment}
         read = converted(fallback, "timeout", float, _fits_read_timeout, f"is empty and MAX_REQUEST_TIMEOUT {expected}")
         set_by = "MAX_REQUEST_TIMEOUT"
+    invocation = _invocation_timeout(invocation_seconds)
     if read is None:
-        return Timeouts()
-    return Timeouts(read, connect=min(CONNECT_TIMEOUT, read), read_set_by=set_by)
+        return Timeouts(invocation=invocation)
+    return Timeouts(read, connect=min(CONNECT_TIMEOUT, read), read_set_by=set_by, invocation=invocation)
+
+
+def _invocation_timeout(raw: str) -> float:
+    if not raw.strip():
+        return DEFAULT_INVOCATION_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not _fits_read_timeout(seconds):
+        raise CredentialsValidateFailedError(
+            f"Environment variable {INVOCATION_TIMEOUT_VARIABLE}: must be a number of seconds between 0 and "
+            f"{_MAX_READ_TIMEOUT:g}, got {raw.strip()[:40]!r}."
+        )
+    return seconds
 
 
 def _fits_read_timeout(seconds: float) -> bool:

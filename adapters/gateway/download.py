@@ -17,7 +17,9 @@ from __future__ import annotations
 import httpx
 from dify_plugin.errors.model import InvokeConnectionError
 
+from adapters.gateway.body import Budget, bind, read_limited
 from adapters.gateway.errors import stream_error
+from adapters.gateway.limits import DOWNLOAD_LIMIT
 from adapters.gateway.transport import GatewaySession
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -27,9 +29,10 @@ def _origin(url: httpx.URL) -> tuple[str, str, int]:
     return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme, 0)
 
 
-def fetch(session: GatewaySession, url: str, *, what: str, route_path: str) -> bytes:
+def fetch(session: GatewaySession, url: str, *, what: str, route_path: str, budget: Budget) -> bytes:
     """GET `what` (e.g. "the audio") from `url`, named by an answer of `route_path`; with the consumer's
-    auth only on the gateway's own origin."""
+    auth only on the gateway's own origin; at most DOWNLOAD_LIMIT bytes, by the budget's deadline."""
+    deadline = budget.deadline
     try:
         target = httpx.URL(url)
     except httpx.InvalidURL as exc:
@@ -41,12 +44,15 @@ def fetch(session: GatewaySession, url: str, *, what: str, route_path: str) -> b
         target = target.copy_with(scheme="https")
     request = session.client.build_request("GET", target)  # the session's timeouts
     if _origin(target) in {_origin(httpx.URL(endpoint.base_url)) for endpoint in session.config.endpoints}:
-        return session.send_request(request).content  # the gateway's auth and error mapping
+        # The gateway's auth and error mapping.
+        return session.send_request(request, deadline=deadline, limit=DOWNLOAD_LIMIT, what=what).content
     where = f"{target.scheme}://{target.host}{target.path}"
+    bind(request, deadline, session.config.timeouts.read, session.config.timeouts.read_limit())
     try:
-        response = session.client.send(request, auth=None)
+        response = deadline.keep(request, lambda: session.client.send(request, auth=None, stream=True))
+        if not response.is_success:
+            response.close()
+            raise stream_error(route_path, f"downloading {what} from {where} answered HTTP {response.status_code}")
+        return read_limited(response, DOWNLOAD_LIMIT, what)
     except httpx.HTTPError as exc:
         raise InvokeConnectionError(f"Downloading {what} from {where} failed: {exc}") from exc
-    if not response.is_success:
-        raise stream_error(route_path, f"downloading {what} from {where} answered HTTP {response.status_code}")
-    return response.content

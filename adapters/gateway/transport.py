@@ -17,6 +17,7 @@ to the next one at once when one fails, within the retry budget, before anything
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -31,6 +32,7 @@ from typing import Any
 import httpx
 from dify_plugin.errors.model import InvokeError
 
+from adapters.gateway.body import ACCEPTED_ENCODINGS, Budget, Deadline, bind, decoded_chunks, finished
 from adapters.gateway.config import GatewayConfig, config_key
 from adapters.gateway.endpoint import Endpoint
 from adapters.gateway.errors import (
@@ -44,6 +46,7 @@ from adapters.gateway.errors import (
     request_id_of,
 )
 from adapters.gateway.failover import Part, Rotation, failed_part
+from adapters.gateway.limits import ERROR_BODY_LIMIT
 from adapters.gateway.log import log_attempt
 from adapters.gateway.proxy import Proxy, ProxyRouter
 from adapters.gateway.redaction import Redactor
@@ -56,7 +59,6 @@ for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 _MAX_SESSIONS = 64
-_MAX_ERROR_BODY = 64 * 1024
 
 
 class Answer(StrEnum):
@@ -94,6 +96,17 @@ _ATTEMPT = "aigw.attempt"
 _pinned: ContextVar[tuple[int, int] | None] = ContextVar("aigw_pinned_credentials", default=None)
 
 Build = Callable[[Endpoint], httpx.Request]
+
+
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """How one request's answer is read: by `deadline`, and unless it streams, at most `limit`
+    decoded bytes (`what` names the bound in the error)."""
+
+    deadline: Deadline
+    limit: int
+    what: str
+    stream: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,10 +148,16 @@ class GatewaySession:
         value in its text (`redactor`) and no chain of causes (gateway/errors.py, `as_reported`)."""
         return reporting(lambda text: self.redactor(request)(text))
 
+    def budget(self, model_type: str) -> Budget:
+        """The budget of an invocation of a `model_type` model starting now; every request it makes
+        is sent with it."""
+        return Budget(model_type, Deadline.after(self.config.timeouts.invocation))
+
     def send(
         self,
         path: str,
         *,
+        budget: Budget,
         method: str = "POST",
         json: Any = None,
         files: Mapping[str, Any] | None = None,
@@ -148,8 +167,9 @@ class GatewaySession:
     ) -> httpx.Response:
         """Send to a route path; returns a 2xx response (open when `stream`) or raises a mapped InvokeError.
 
-        A streamed request asks for `text/event-stream`; any other asks for what `answer` names.
-        The request is built once for each endpoint an attempt goes to.
+        A streamed request asks for `text/event-stream`; any other asks for what `answer` names, and
+        its body is read here within the budget's bound for its model type. The request is built
+        once for each endpoint an attempt goes to.
         """
         accept = Answer.EVENT_STREAM if stream else answer
 
@@ -158,23 +178,38 @@ class GatewaySession:
                 method, endpoint.url(path), json=json, files=files, data=data, headers={"Accept": accept.value}
             )
 
-        return self._send(build, stream)
+        return self._send(build, _Reading(budget.deadline, budget.answer_limit, budget.answers, stream))
 
-    def send_request(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+    def send_request(
+        self, request: httpx.Request, *, deadline: Deadline, limit: int, what: str, stream: bool = False
+    ) -> httpx.Response:
         """Send a request whose URL is fixed (a file on the gateway's origin): retried and moved across
-        keys like any other, never to another endpoint."""
-        return self._send(lambda _endpoint: request, stream, fixed_url=True)
+        keys like any other, never to another endpoint; read as `send` reads (`what` names the bound)."""
+        return self._send(lambda _endpoint: request, _Reading(deadline, limit, what, stream), fixed_url=True)
 
-    def _send(self, build: Build, stream: bool, fixed_url: bool = False) -> httpx.Response:
+    def _send(self, build: Build, reading: _Reading, fixed_url: bool = False) -> httpx.Response:
+        """Nothing waits past the deadline: not the answer, not a retry's pause, not a read of the body.
+        Unless the answer streams, its body is read whole here, within its bound."""
         sent: list[httpx.Request] = []  # the last attempt's request: its JWT or signature is masked too
         with reporting(lambda text: self.redactor(sent[-1] if sent else None)(text)):
-            return self._send_with_retries(build, stream, fixed_url, sent)
+            response = self._send_with_retries(build, reading.deadline, fixed_url, sent)
+            if reading.stream:
+                return response
+            try:
+                return finished(response, reading.limit, reading.what)
+            except InvokeError as exc:  # a bound passed while the body was read
+                self.log_broken_answer(response, exc)
+                raise
+            except httpx.HTTPError as exc:
+                self.log_broken_answer(response, exc)
+                raise self.transport_error(response.request, exc) from exc
 
     def _send_with_retries(
-        self, build: Build, stream: bool, fixed_url: bool, sent: list[httpx.Request]
+        self, build: Build, deadline: Deadline, fixed_url: bool, sent: list[httpx.Request]
     ) -> httpx.Response:
         """Send with retries (gateway/retry.py) and failover (gateway/failover.py); each attempt runs
         the auth flow again, so is freshly signed."""
+        timeouts = self.config.timeouts
         attempt = 1
         pinned = _pinned.get()
         built: dict[int, httpx.Request] = {}  # a retry to the same endpoint re-sends the same bytes
@@ -183,12 +218,17 @@ class GatewaySession:
             if endpoint not in built:
                 built[endpoint] = build(self.config.endpoints[endpoint])
             request = built[endpoint]
+            bind(request, deadline, timeouts.read, timeouts.read_limit())
             sent[:] = [request]
             failed: Part | None = None
             headers: httpx.Headers | None = None
             started = time.monotonic()
             try:
-                response = self.client.send(request, auth=self.auths[key], stream=True)
+                send = functools.partial(self.client.send, request, auth=self.auths[key], stream=True)
+                response = deadline.keep(request, send)
+            except InvokeError:  # the deadline passed while the answer was awaited
+                self._log("failure", request, "deadline", None, attempt, started)
+                raise
             except httpx.HTTPError as exc:
                 status, request_id = failure_kind(exc), None
                 again = _worth_resending(exc)
@@ -220,21 +260,13 @@ class GatewaySession:
                     attempt += 1
                     continue  # the next one at once
             delay = self.config.retry.delay(attempt - 1, headers) if again else None
-            if delay is None:
+            if delay is None or delay >= deadline.remaining():
                 self._log("failure", request, status, request_id, attempt, started)
                 raise error
             self._log("retry", request, status, request_id, attempt, started, retry_in_s=delay)
             time.sleep(delay)
             attempt += 1
         response.extensions[_ATTEMPT] = (attempt, started)
-        if not stream:
-            try:
-                response.read()
-            except httpx.HTTPError as exc:
-                self.log_broken_answer(response, exc)
-                raise self.transport_error(request, exc) from exc
-            finally:
-                response.close()
         return response
 
     def transport_error(self, request: httpx.Request, exc: Exception, attempts: int = 1) -> InvokeError:
@@ -281,19 +313,20 @@ class GatewaySession:
 
 
 def _error_body(response: httpx.Response) -> bytes:
-    """At most _MAX_ERROR_BODY bytes of an error body: an HTML page or a runaway stream is not read whole."""
+    """At most ERROR_BODY_LIMIT decoded bytes of an error body: an HTML page, a runaway stream or a
+    gzip bomb is not read whole."""
     chunks, size = [], 0
     try:
-        for chunk in response.iter_bytes():
+        for chunk in decoded_chunks(response):
             chunks.append(chunk)
             size += len(chunk)
-            if size >= _MAX_ERROR_BODY:
+            if size >= ERROR_BODY_LIMIT:
                 break
-    except httpx.HTTPError:
-        pass  # the status line already says what went wrong
+    except (httpx.HTTPError, InvokeError):
+        pass  # the status line already says what went wrong (an unreadable encoding, a deadline)
     finally:
         response.close()
-    return b"".join(chunks)
+    return b"".join(chunks)[:ERROR_BODY_LIMIT]
 
 
 _sessions: OrderedDict[bytes, GatewaySession] = OrderedDict()
@@ -310,7 +343,8 @@ def open_session(config: GatewayConfig) -> GatewaySession:
 
     client = httpx.Client(
         auth=auths[0],
-        headers=dict(config.extra_headers),
+        # Only encodings adapters/gateway/body.py inflates within its bounds.
+        headers={"Accept-Encoding": ACCEPTED_ENCODINGS, **dict(config.extra_headers)},
         timeout=config.timeouts.for_httpx(),
         follow_redirects=False,
         # The configuration already read the proxy and CA variables; httpx must not read them again

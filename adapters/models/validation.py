@@ -22,6 +22,7 @@ from typing import Any, Final
 from dify_plugin.errors.model import CredentialsValidateFailedError, InvokeBadRequestError, InvokeError
 
 from adapters.catalog.resolver import resolve_model
+from adapters.gateway.body import Budget
 from adapters.gateway.errors import as_reported
 from adapters.gateway.transport import GatewaySession, session_for
 
@@ -52,13 +53,13 @@ def check_credentials(model_type: str, model: str, credentials: Mapping[str, Any
     for endpoint, key in session.targets():
         with checking_credentials(model, session.describe(endpoint, key)), session.pinned(endpoint, key):
             if key == 0:
-                _check_listed(session, gateway_model)
+                _check_listed(session, gateway_model, session.budget(model_type))
             call()
 
 
-def _check_listed(session: GatewaySession, gateway_model: str) -> None:
+def _check_listed(session: GatewaySession, gateway_model: str, budget: Budget) -> None:
     try:
-        answer = session.send(MODELS_PATH, method="GET").json()
+        answer = session.send(MODELS_PATH, method="GET", budget=budget).json()
     except (InvokeError, ValueError):
         return  # no list to check against: the call decides
     names = listed_models(answer)

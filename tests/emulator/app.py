@@ -261,7 +261,7 @@ class GatewayEmulator:
             if hit is not None:
                 return hit
         if (early := faults.early_response(ctx.request_id)) is not None:
-            return early
+            return faults.past_bounds(early)
 
         recorded = recorded_name(request.path)
         if recorded is None:
@@ -272,6 +272,7 @@ class GatewayEmulator:
             response = self._recorded.respond(recorded, faults)
         response = faults.shape_body(response)
         response.delay += faults.stall
+        response = faults.past_bounds(response)
         return response if cache_key is None else self._cache.store(cache_key, response)
 
     def _route(self, ctx: Context) -> Response:

@@ -39,16 +39,24 @@ Shape options (not faults, but selected the same way):
                           DashScope compatible-mode shape (replies.py)
   guard-deny-text         content-security blocks carry Higress' older plain deny text instead of
                           its current DenyResponseBody JSON (guard.py)
+Answers past the plugin's read bounds (bounds.py; bodies generated as they are sent):
+  gzip-bomb-MIB           the answer (an error too) gzip-encoded, followed by MIB MiB of spaces
+  bloat-MIB               the answer followed by MIB MiB of spaces, not compressed
+  sse-line-MIB            a stream whose first line is a data: line of MIB MiB, no newline for that long
+  drip-S                  the answer one byte at a time, S seconds apart
+  endless                 a stream that repeats its content events for ever (never [DONE])
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from . import bounds
 from .denial import Denial
 from .responses import JSON, dashscope_error, openai_error, text_response
 from .wire import ABORT, BodyItem, Pause, Response
@@ -135,6 +143,12 @@ class Faults:
         """These faults and the one `name` names (UnknownFaultError for a name the emulator lacks)."""
         return _apply(self, name)
 
+    gzip_bomb_mib: float = 0.0
+    bloat_mib: float = 0.0
+    sse_line_mib: float = 0.0
+    drip_seconds: float = 0.0
+    endless: bool = False
+
     def for_attempt(self, attempt: int) -> Faults:
         """The faults in force for the attempt-th request (1-based) on this path."""
         if not self.fail_first:
@@ -162,6 +176,12 @@ class Faults:
         """Apply the stream faults to a complete list of SSE events."""
         head, tail = list(events[:_AFTER_EVENTS]), list(events[_AFTER_EVENTS:])
         items: list[BodyItem] = list(head)
+        if self.endless:
+            repeated = [event for event in tail if b'"content"' in event] or head
+            endless = itertools.chain(head, itertools.cycle(repeated))
+            if not self.slow_chunks_ms:
+                return endless
+            return _with_gaps(endless, lambda: Pause(self.slow_chunks_ms / 1000.0))
         if self.ssereset:
             items.append(ABORT)
         elif self.sseerror:
@@ -189,8 +209,25 @@ class Faults:
             response.content_length = len(body)
         return response
 
+    def past_bounds(self, response: Response) -> Response:
+        """The answers past the read bounds (bounds.py) in place of a finished response, error answers too."""
+        if self.sse_line_mib and response.streamed:
+            response.body = bounds.endless_line(self.sse_line_mib)
+        if self.gzip_bomb_mib:
+            response.body = bounds.gzip_bomb(response.read(), self.gzip_bomb_mib)
+            response.headers = [*response.headers, ("Content-Encoding", "gzip")]
+            response.content_length = None
+        elif self.bloat_mib:
+            response.body = bounds.bloated(response.read(), self.bloat_mib)
+            response.content_length = None
+        if self.drip_seconds:
+            items = [response.body] if isinstance(response.body, bytes | bytearray) else response.body
+            response.body = bounds.dripping(items, self.drip_seconds)
+            response.content_length = None
+        return response
 
-def _with_gaps(items: list[BodyItem], gap: Callable[[], Pause]) -> Iterator[BodyItem]:
+
+def _with_gaps(items: Iterable[BodyItem], gap: Callable[[], Pause]) -> Iterator[BodyItem]:
     for index, item in enumerate(items):
         if index:
             yield gap()
@@ -249,13 +286,18 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"calls-(\d+)"), "calls"),
     (re.compile(r"dims-(\d+)"), "dims"),
     (re.compile(rf"flood-{_NUMBER}"), "flood"),
+    (re.compile(rf"gzip-bomb-{_NUMBER}"), "gzip_bomb_mib"),
+    (re.compile(rf"bloat-{_NUMBER}"), "bloat_mib"),
+    (re.compile(rf"sse-line-{_NUMBER}"), "sse_line_mib"),
+    (re.compile(rf"drip-{_NUMBER}"), "drip_seconds"),
 ]
 _WHOLE_NUMBERS = frozenset(
     {"status", "dashscope_status", "chunks", "big", "calls", "dims", "cached_tokens", "deepseek_cached_tokens"}
 )
 _FLAGS = {"html-502": "html_502", "badjson": "badjson", "badsse": "badsse", "ssecut": "ssecut",
           "ssereset": "ssereset", "sseerror": "sseerror", "close": "close",
-          "minimal-shapes": "minimal_shapes", "guard-deny-text": "guard_deny_text", "ai-cache": "ai_cache"}  # fmt: skip
+          "minimal-shapes": "minimal_shapes", "guard-deny-text": "guard_deny_text", "ai-cache": "ai_cache",
+          "endless": "endless"}  # fmt: skip
 _FAIL_FIRST = re.compile(r"fail-first-(\d+)-(.+)")
 _SLOW_RANGE = re.compile(rf"slow-chunks-{_NUMBER}-{_NUMBER}")
 

@@ -16,13 +16,14 @@ from typing import Any
 import httpx
 from dify_plugin.entities.model.llm import LLMResult, LLMResultChunk, LLMResultChunkDelta, LLMUsage
 from dify_plugin.entities.model.message import AssistantPromptMessage
-from dify_plugin.errors.model import InvokeError
+from dify_plugin.errors.model import InvokeBadRequestError, InvokeError
 
 from adapters.catalog.loader import CatalogModel
 from adapters.dialects.answers import unreadable
 from adapters.dialects.kinds import ChatAnswer, ChatDialect, TokenCounts
 from adapters.engine.litellm_facade import ChatTurn, ToolCallPart
 from adapters.gateway.errors import error_from_event, stream_error
+from adapters.gateway.limits import STREAM_TEXT_LIMIT
 from adapters.gateway.sse import EventStream
 from adapters.message_size import text_pieces
 from adapters.models.llm.chunk_size import closing_chunks
@@ -169,6 +170,7 @@ def relay_stream(
     """Dify chunks from an SSE answer; the caller maps errors and closes the response."""
     thinking, tools = ThinkingWrapper(), ToolCallAssembler()
     produced: list[str] = []
+    kept = 0  # characters of text and tool-call arguments held for the last chunk (STREAM_TEXT_LIMIT)
     usage: TokenCounts | None = None
     finish_reason: str | None = None
     index = 0
@@ -189,11 +191,20 @@ def relay_stream(
                 text = thinking.feed(turn.reasoning, turn.content)
             if turn.tool_calls:
                 tools.add(turn.tool_calls)
+                kept += sum(len(part.arguments or "") for part in turn.tool_calls)
             finish_reason = turn.finish_reason or finish_reason
         except InvokeError:
             raise
         except Exception as exc:
             raise unreadable(route_path, f"event {number}", exc) from exc
+        kept += len(text)
+        if kept > STREAM_TEXT_LIMIT:
+            response.close()
+            raise InvokeBadRequestError(
+                f"The stream from {route_path} brought more than {STREAM_TEXT_LIMIT:,} characters of answer, "
+                "reasoning and tool-call arguments, the most the plugin keeps for one answer; the connection "
+                "was closed."
+            )
         if text:
             produced.append(text)
             for piece in text_pieces(text):  # one piece unless the delta is megabytes long

@@ -20,6 +20,7 @@ from adapters.catalog.loader import CatalogModel, default_catalog
 from adapters.catalog.resolver import resolve_model
 from adapters.dialects.kinds import ChatDialect
 from adapters.dialects.registry import dialect
+from adapters.gateway.body import finished
 from adapters.gateway.transport import GatewaySession, session_for
 from adapters.models.base import GatewayModel, bad_request
 from adapters.models.llm.answer import UsageFn, blocking_result, collect_stream, relay_stream, result_as_stream
@@ -51,7 +52,8 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
             target, default_catalog(), prompt_messages, model_parameters, tools, stop, streaming.on_wire
         )
         session = session_for(credentials)
-        response = session.send(target.route.path, json=body, stream=streaming.on_wire)
+        budget = session.budget("llm")
+        response = session.send(target.route.path, json=body, stream=streaming.on_wire, budget=budget)
         usage_for = self._usage_counter(target, body, prompt_messages)
         wire = dialect(ChatDialect, target.route.dialect)
         if streaming.on_wire and response.headers.get("content-type", "").startswith("text/event-stream"):
@@ -59,8 +61,7 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
             return chunks if streaming.to_dify else deliverable(target, collect_stream(target, chunks))
         if streaming.on_wire:
             # A stream request answered with plain JSON (some gateway plugins do): read it as one answer.
-            response.read()
-            response.close()
+            response = finished(response, budget.answer_limit, budget.answers)
         result = blocking_result(target, wire.parse_answer(response), usage_for)
         return result_as_stream(target, result) if streaming.to_dify else deliverable(target, result)
 

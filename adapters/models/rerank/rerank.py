@@ -51,6 +51,7 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
             raise bad_request(target, "the query is empty.")
         limit = top_n if top_n and top_n > 0 else None
         session = session_for(credentials)
+        budget = session.budget("rerank")
         wire = dialect(RerankDialect, target.route.dialect)
         provider, name = target.route.litellm, target.gateway_model
         size = target.info.max_documents or len(docs)
@@ -58,7 +59,7 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
         def rank(batch: list[str]) -> dict[int, float]:
             top = min(limit, len(batch)) if limit else None
             body = wire.request_body(provider=provider, model=name, query=query, documents=batch, top_n=top)
-            response = session.send(target.route.path, json=body)
+            response = session.send(target.route.path, json=body, budget=budget)
             return wire.parse_answer(provider=provider, model=name, response=response, count=len(batch))
 
         starts = range(0, len(docs), size)

@@ -74,7 +74,8 @@ class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
                 prompt=_option(form, "prompt", info.supports_prompt),
             )
         session = session_for(credentials)
-        response = session.send(target.route.path, files={"file": upload}, data=fields)
+        budget = session.budget("speech2text")
+        response = session.send(target.route.path, files={"file": upload}, data=fields, budget=budget)
         transcript = wire.parse_answer(provider=provider, model=name, response=response)
         if (size := oversize({"result": transcript}, text_worst_case(transcript) + 64)) is not None:
             what = f"the transcript ({len(transcript):,} characters)"

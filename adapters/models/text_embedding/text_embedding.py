@@ -52,6 +52,7 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
         if empty:
             raise bad_request(target, f"text(s) at position {empty[:10]} are empty; the gateway rejects empty input.")
         session = session_for(credentials)
+        budget = session.budget("text-embedding")
         wire = dialect(EmbeddingDialect, target.route.dialect)
         info, provider, name = target.info, target.route.litellm, target.gateway_model
         kind = EmbeddingInputType(input_type).value if info.supports_input_type else None
@@ -63,7 +64,7 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
                 body = wire.request_body(
                     provider=provider, model=name, texts=batch, input_type=kind, dimensions=dimensions
                 )
-            response = session.send(target.route.path, json=body)
+            response = session.send(target.route.path, json=body, budget=budget)
             return wire.parse_answer(
                 provider=provider, model=name, response=response, count=len(batch), dimensions=dimensions
             )

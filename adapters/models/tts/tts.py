@@ -21,6 +21,7 @@ from adapters.catalog.resolver import resolve_model
 from adapters.dialects.kinds import SpeechDialect
 from adapters.dialects.registry import dialect
 from adapters.gateway import download
+from adapters.gateway.body import Budget
 from adapters.gateway.transport import Answer, GatewaySession, session_for
 from adapters.models.audio import WAV, daemon_chunks, join_wav, sniff_audio_format
 from adapters.models.base import GatewayModel, bad_request, translated_by_litellm
@@ -63,15 +64,15 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
             raise bad_request(target, "there is no text to speak.")
         chosen = pick_voice(target, voice)
         session = session_for(credentials)
-        return self._stream(target, session, pieces, chosen)
+        return self._stream(target, session, session.budget("tts"), pieces, chosen)
 
     def _stream(
-        self, target: CatalogModel, session: GatewaySession, pieces: list[str], voice: str
+        self, target: CatalogModel, session: GatewaySession, budget: Budget, pieces: list[str], voice: str
     ) -> Generator[bytes, None, None]:
         # The SDK relays this generator without mapping its errors, so they are reported here.
         with session.reporting():
             wav_pieces: list[bytes] = []
-            for audio in self._synthesize_in_order(target, session, pieces, voice):
+            for audio in self._synthesize_in_order(target, session, budget, pieces, voice):
                 if len(pieces) > 1 and sniff_audio_format(audio[:64]) == WAV:
                     wav_pieces.append(audio)
                 else:
@@ -81,7 +82,7 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
 
     @staticmethod
     def _synthesize_in_order(
-        target: CatalogModel, session: GatewaySession, pieces: list[str], voice: str
+        target: CatalogModel, session: GatewaySession, budget: Budget, pieces: list[str], voice: str
     ) -> Iterator[bytes]:
         wire = dialect(SpeechDialect, target.route.dialect)
         provider, name, audio_type = target.route.litellm, target.gateway_model, target.info.audio_type
@@ -89,11 +90,12 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
         def synthesize(text: str) -> bytes:
             with translated_by_litellm(target):
                 body = wire.request_body(provider=provider, model=name, text=text, voice=voice, audio_type=audio_type)
-            response = session.send(target.route.path, json=body, answer=Answer.SPEECH)
+            response = session.send(target.route.path, json=body, answer=Answer.SPEECH, budget=budget)
             audio = wire.parse_answer(response)
             if audio.url is None:
                 return audio.data
-            return download.fetch(session, audio.url, what="the audio", route_path=response.request.url.path)
+            path = response.request.url.path
+            return download.fetch(session, audio.url, what="the audio", route_path=path, budget=budget)
 
         workers = min(target.info.max_workers, len(pieces))
         if workers == 1:
