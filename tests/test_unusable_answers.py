@@ -8,34 +8,18 @@ was, and hold nothing of MARK.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
+import pydantic
 import pytest
-from dify_plugin.entities.model.message import UserPromptMessage
 from dify_plugin.errors.model import InvokeServerUnavailableError
 
-from tests.conftest import PLUGIN_ROOT, adapter
+from tests.conftest import PLUGIN_ROOT
 from tests.emulator import Request, Response, serve
 from tests.stdio_driver import PluginProcess, PluginSessionError, chat_data
+from tests.test_fault_matrix import INVOKERS
 
 MARK = "PRIVATE-ANSWER-7731"
 JSON = "application/json"
-
-
-def _chat(stream: bool) -> Callable[[dict], object]:
-    return lambda c: list(adapter("llm").invoke("qwen-max", c, [UserPromptMessage(content="q")], {}, stream=stream))
-
-
-CALLS: dict[str, Callable[[dict], object]] = {
-    "chat": _chat(False),
-    "chat-stream": _chat(True),
-    "embedding": lambda c: adapter("text-embedding").invoke("text-embedding-v3", c, ["hello"]),
-    "embedding-dashscope": lambda c: adapter("text-embedding").invoke("text-embedding-v4", c, ["hello"]),
-    "rerank": lambda c: adapter("rerank").invoke("bge-reranker-v2-m3", c, "q", ["q doc"], None, None),
-    "rerank-dashscope": lambda c: adapter("rerank").invoke("gte-rerank-v2", c, "q", ["q doc"], None, None),
-    "tts": lambda c: list(adapter("tts").invoke("tts-1", "tenant", c, "Hello there.", "alloy")),
-    "tts-dashscope": lambda c: list(adapter("tts").invoke("qwen-tts", "tenant", c, "Hello there.", "Cherry")),
-}
 
 
 def _sse(*payloads: str) -> bytes:
@@ -52,32 +36,32 @@ def _json(value: object) -> bytes:
 
 # (call, content type, body, what the error must say)
 CASES = [
-    ("chat", "text/html", f"<p>{MARK}</p>".encode(), "the body is not JSON (26 bytes of text/html)"),
-    ("chat", JSON, _json({"id": "x", "note": MARK}), "the answer has no choices (its fields: id, note)"),
-    ("chat", JSON, _json({MARK + " " * 50: 1}), "the answer has no choices (its fields: none and 1 more)"),
-    ("chat", JSON, _json({"choices": [{"message": MARK}]}), "the answer could not be read (Exception"),
-    ("chat", JSON, _json([MARK]), "expected a JSON object, got a JSON list"),
+    ("llm-blocking", "text/html", f"<p>{MARK}</p>".encode(), "the body is not JSON (26 bytes of text/html)"),
+    ("llm-blocking", JSON, _json({"id": "x", "note": MARK}), "the answer has no choices (its fields: id, note)"),
+    ("llm-blocking", JSON, _json({MARK + " " * 50: 1}), "the answer has no choices (its fields: none and 1 more)"),
+    ("llm-blocking", JSON, _json({"choices": [{"message": MARK}]}), "the answer could not be read (Exception"),
+    ("llm-blocking", JSON, _json([MARK]), "expected a JSON object, got a JSON list"),
     (
-        "chat-stream",
+        "llm-stream",
         "text/event-stream",
         _sse(_delta({"content": MARK}), f"{MARK} and more", "[DONE]"),
         "event 2 (28 characters) is not JSON",
     ),
-    ("chat-stream", "text/event-stream", _sse(_delta({"content": 5, "role": MARK})), "event 1 could not be read"),
+    ("llm-stream", "text/event-stream", _sse(_delta({"content": 5, "role": MARK})), "event 1 could not be read"),
     (
-        "embedding",
+        "embedding-openai",
         JSON,
         _json({"data": [{"index": 0, "embedding": MARK + "!!"}]}),
         "embedding 0 is a string of 21 characters, not base64",
     ),
     (
-        "embedding",
+        "embedding-openai",
         JSON,
         _json({"data": [{"index": MARK, "embedding": [0.1]}]}),
         "the embedding index is a str, not an input position",
     ),
     (
-        "embedding",
+        "embedding-openai",
         JSON,
         _json({"data": [{"index": 0, "embedding": [MARK] * 1024}]}),
         "embedding 0 holds values that are not numbers",
@@ -88,14 +72,19 @@ CASES = [
         _json({"output": {"embeddings": [{"text_index": MARK, "embedding": [0.1]}]}}),
         "the embedding index is a str, not an input position",
     ),
-    ("rerank", JSON, _json({"results": [{"index": 0, "relevance_score": MARK}]}), "could not be read (ValueError)"),
+    (
+        "rerank-cohere",
+        JSON,
+        _json({"results": [{"index": 0, "relevance_score": MARK}]}),
+        "could not be read (ValueError)",
+    ),
     (
         "rerank-dashscope",
         JSON,
         _json({"output": {"results": [{"index": 0, "relevance_score": MARK}]}}),
         "the relevance_score of input 0 is a str, not a number",
     ),
-    ("tts", JSON, _json({"error": MARK}), f"expected audio, got {len(MARK) + 13} bytes of application/json"),
+    ("tts-openai", JSON, _json({"error": MARK}), f"expected audio, got {len(MARK) + 13} bytes of application/json"),
     ("tts-dashscope", JSON, _json({"output": {"audio": {"url": f"::{MARK}"}}}), "is not a"),
 ]
 
@@ -109,7 +98,7 @@ def test_an_unusable_answer_is_described_not_quoted(call: str, content_type: str
         return Response(200, [("Content-Type", content_type)], body)
 
     with serve(answer) as base_url, pytest.raises(InvokeServerUnavailableError) as caught:
-        CALLS[call]({"endpoint_url": f"{base_url}/v1", "api_key": "sk-unusable", "max_retries": "0"})
+        INVOKERS[call]({"endpoint_url": f"{base_url}/v1", "api_key": "sk-unusable", "max_retries": "0"})
     message = str(caught.value)
     assert "is unusable: " in message and expected in message, message
     assert MARK not in message and "PRIVATE" not in message, message
@@ -130,3 +119,20 @@ def test_the_traceback_dify_receives_holds_no_answer_either() -> None:
     assert caught.value.error_type == "InvokeServerUnavailableError"
     assert caught.value.traceback and "could not be read" in caught.value.traceback
     assert MARK not in json.dumps(caught.value.error_args) + plugin.stderr_text()
+
+
+def test_a_result_dify_would_refuse_is_named_by_field_not_value() -> None:
+    """The last mapping of any error: a pydantic refusal of values built from an answer names the
+    fields and the kind of problem, never the values."""
+    from dify_plugin.entities.model.text_embedding import EmbeddingUsage, TextEmbeddingResult
+
+    from adapters.gateway.errors import to_invoke_error
+
+    usage = EmbeddingUsage(
+        tokens=1, total_tokens=1, unit_price=0, price_unit=0, total_price=0, currency="RMB", latency=0
+    )
+    with pytest.raises(pydantic.ValidationError) as caught:
+        TextEmbeddingResult(model="m", embeddings=[[MARK, 0.5]], usage=usage)
+    message = str(to_invoke_error(caught.value))
+    assert MARK not in message
+    assert "TextEmbeddingResult rejected 1 value(s) (embeddings.0.0: float_parsing)" in message, message

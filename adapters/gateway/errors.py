@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 import httpx
+import pydantic
 from dify_plugin.errors.model import (
     CredentialsValidateFailedError,
     InvokeAuthorizationError,
@@ -324,6 +325,11 @@ def to_invoke_error(exc: BaseException) -> InvokeError:
     for invoke_error, causes in INVOKE_ERROR_MAPPING.items():
         if isinstance(exc, tuple(causes)):
             return invoke_error(f"AI Gateway request failed: {_clip(str(exc))}")
+    if isinstance(exc, pydantic.ValidationError):
+        # Its text quotes the values it refused, and a value built from an answer is the user's data.
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        where = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['type']}" for e in errors[:5])
+        return InvokeError(f"AI Gateway request failed: {exc.title} rejected {exc.error_count()} value(s) ({where})")
     return InvokeError(f"AI Gateway request failed: {type(exc).__name__}: {_clip(str(exc))}")
 
 
