@@ -22,7 +22,7 @@ from dify_plugin.errors.model import (
     InvokeServerUnavailableError,
 )
 
-from adapters.models.audio import DAEMON_CHUNK, join_wav
+from adapters.models.audio import DAEMON_CHUNK
 from adapters.models.base import _catalog_entities
 from adapters.models.tts.tts import AIGatewayText2SpeechModel
 from tests.emulator import Request, Response, make_wav, serve
@@ -103,7 +103,8 @@ class ForeignAudio:
 
 
 @pytest.fixture
-def foreign_audio(gateway) -> Iterator[ForeignAudio]:
+def foreign_audio(gateway, monkeypatch) -> Iterator[ForeignAudio]:
+    monkeypatch.setenv("AIGW_DOWNLOAD_HOSTS", "localhost")  # a loopback name is fetched only when listed
     front = ForeignAudio(gateway)
     with serve(front) as base_url:
         front.base_url = base_url
@@ -136,16 +137,33 @@ def test_long_text_is_spoken_in_order_in_pieces_of_at_most_word_limit(speaker, g
     assert audio == b"".join(encode_audio(p, "mp3")[1] for p in pieces)
 
 
-def test_wav_pieces_are_joined_under_one_header(speaker, gateway) -> None:
+def test_wav_pieces_are_sent_as_one_wav_of_unknown_length(speaker, gateway) -> None:
+    """The first piece's header says "length unknown" (0xFFFFFFFF, as streaming writers put it), the
+    pieces after it are frames only: the concatenation Dify plays or saves is one WAV file."""
     credentials = gateway.credentials(route_preset="dashscope-tts", voices="Cherry", word_limit="20")
     text = "First one here. Then a second. And a third!"
     audio = b"".join(_speak(speaker, credentials, text, model="my-qwen-tts"))
     pieces = [body["input"]["text"] for body in _posts(gateway)]
     assert pieces == ["First one here.", "Then a second.", "And a third!"]
-    with wave.open(io.BytesIO(audio), "rb") as joined:
-        frames = joined.readframes(joined.getnframes())
+    assert audio[4:8] == audio[40:44] == b"\xff\xff\xff\xff"
+    first = make_wav(pieces[0].encode())
+    with wave.open(io.BytesIO(audio), "rb") as joined, wave.open(io.BytesIO(first), "rb") as piece:
+        assert joined.getparams()[:3] == piece.getparams()[:3]  # channels, sample width, rate
+        frames = joined.readframes(10**9)  # read to the end, as a player does with an unknown length
     assert frames == b"".join(make_wav(p.encode())[44:] for p in pieces)
-    assert audio == join_wav([make_wav(p.encode()) for p in pieces])
+
+
+def test_the_first_audio_leaves_before_the_last_piece_is_synthesized(speaker, gateway) -> None:
+    """60 pieces, 5 workers: when the first chunk reaches Dify at most 6 pieces have been asked for,
+    so memory holds a few pieces whatever the text's length."""
+    text = " ".join(f"Sentence {i} is about the gateway." for i in range(60))
+    credentials = gateway.credentials(voices="alloy", word_limit="40")
+    chunks = iter(speaker.invoke("big-tts", "tenant", credentials, text, "alloy"))
+    next(chunks)
+    asked_first = len(_posts(gateway))
+    rest = list(chunks)
+    assert asked_first <= 6 < len(_posts(gateway)) == 60
+    assert len(rest) == 59
 
 
 def test_audio_reaches_dify_in_chunks_of_at_most_one_mebibyte(speaker, gateway) -> None:

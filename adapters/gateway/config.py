@@ -15,6 +15,8 @@ as "Credential field '<name>': ..." before a request exists. Where each field go
     tls            TlsConfig            the private CAs SSL_CERT_FILE / SSL_CERT_DIR / REQUESTS_CA_BUNDLE name
                                         (adapters/gateway/tls.py)
     proxies        ProxyConfig          HTTP(S)_PROXY, ALL_PROXY, NO_PROXY (adapters/gateway/proxy.py)
+    download_hosts (host or network, ...) AIGW_DOWNLOAD_HOSTS: where an answer's file URL may point
+                                        besides the gateway and public addresses (gateway/download.py)
     extra_headers  ((name, value), ...) sent with every request; none yet (a later credential field)
 
 Secrets live only in fields left out of `repr()`: the auth configs' keys and the extra headers.
@@ -75,7 +77,14 @@ GATEWAY_OPTIONS: Final[Mapping[str, str | None]] = MappingProxyType(
 )
 # Every credential field the gateway configuration is read from.
 GATEWAY_FIELDS: Final = (*GATEWAY_FORM_FIELDS, *GATEWAY_OPTIONS)
-ENVIRONMENT: Final = ("MAX_REQUEST_TIMEOUT", INVOCATION_TIMEOUT_VARIABLE, *CA_ENVIRONMENT, *PROXY_ENVIRONMENT)
+DOWNLOAD_HOSTS_VARIABLE: Final = "AIGW_DOWNLOAD_HOSTS"
+ENVIRONMENT: Final = (
+    "MAX_REQUEST_TIMEOUT",
+    INVOCATION_TIMEOUT_VARIABLE,
+    DOWNLOAD_HOSTS_VARIABLE,
+    *CA_ENVIRONMENT,
+    *PROXY_ENVIRONMENT,
+)
 
 DEFAULT_READ_TIMEOUT: Final = 300.0
 CONNECT_TIMEOUT: Final = 10.0
@@ -111,6 +120,7 @@ class GatewayConfig:
     timeouts: Timeouts
     tls: TlsConfig
     proxies: ProxyConfig
+    download_hosts: tuple[str, ...] = ()
     extra_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def secrets(self, request: httpx.Request | None = None) -> tuple[tuple[str, str], ...]:
@@ -136,6 +146,7 @@ class GatewayConfig:
             timeouts=_timeouts(fields, environment["MAX_REQUEST_TIMEOUT"], environment[INVOCATION_TIMEOUT_VARIABLE]),
             tls=tls_config(environment),
             proxies=proxy_config(environment),
+            download_hosts=_download_hosts(environment[DOWNLOAD_HOSTS_VARIABLE]),
         )
 
 
@@ -195,6 +206,11 @@ def _timeouts(fields: Mapping[str, Any], from_environment: str, invocation_secon
     if read is None:
         return Timeouts(invocation=invocation)
     return Timeouts(read, connect=min(CONNECT_TIMEOUT, read), read_set_by=set_by, invocation=invocation)
+
+
+def _download_hosts(raw: str) -> tuple[str, ...]:
+    """Comma-separated host names, addresses or networks (10.0.0.0/8), lower-cased."""
+    return tuple(entry.strip().lower() for entry in raw.split(",") if entry.strip())
 
 
 def _invocation_timeout(raw: str) -> float:

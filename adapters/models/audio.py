@@ -5,15 +5,16 @@ audio cut into pieces the plugin daemon can carry.
   makes up), so the upload's name and content type say what the bytes are.
 - `daemon_chunks`: the SDK sends each TTS chunk as one hex-encoded JSON line, and the daemon reads
   stdout lines of at most 5 MiB (adapters/message_size.py); 1 MiB of audio is 2 MiB of hex.
-- `join_wav`: a WAV file's header states its length, so WAV segments cannot simply be
-  concatenated (players stop after the first); their frames are put under one header instead.
+- `WavJoiner`: a WAV file's header states its length, so WAV segments cannot simply be
+  concatenated (players stop after the first); they are sent as one file of unknown length.
 """
 
 from __future__ import annotations
 
 import io
+import struct
 import wave
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from adapters.message_size import AUDIO_BYTES_PER_CHUNK as DAEMON_CHUNK
@@ -82,8 +83,13 @@ def daemon_chunks(audio: bytes, size: int = DAEMON_CHUNK) -> Iterator[bytes]:
         yield audio[start : start + size]
 
 
+def is_audio(content_type: str, body: bytes) -> bool:
+    """Whether a downloaded answer is audio: labelled audio/*, or in a format its first bytes show."""
+    return content_type.lower().startswith("audio/") or sniff_audio_format(body[:64]) is not None
+
+
 def _pcm(segment: bytes) -> tuple[tuple[int, int, int], bytes] | None:
-    """((channels, sample width, rate), frames) of a readable WAV, else None."""
+    """((channels, sample width, rate), frames) of a readable PCM WAV, else None."""
     try:
         with wave.open(io.BytesIO(segment), "rb") as clip:
             return (clip.getnchannels(), clip.getsampwidth(), clip.getframerate()), clip.readframes(clip.getnframes())
@@ -91,23 +97,39 @@ def _pcm(segment: bytes) -> tuple[tuple[int, int, int], bytes] | None:
         return None
 
 
-def join_wav(segments: Sequence[bytes]) -> bytes:
-    """One WAV holding every segment's frames; a single segment is returned as it is.
+# A RIFF or data size a writer does not know yet: what streaming WAV writers (ffmpeg to a pipe) put
+# there, and what readers take as "until the end of the file".
+_UNKNOWN_SIZE = 0xFFFFFFFF
 
-    Segments that are not all readable PCM WAV with the same channels, width and rate are
-    concatenated unchanged: better the audio the gateway sent than none.
+
+def _streaming_header(channels: int, width: int, rate: int) -> bytes:
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, rate * channels * width, channels * width, 8 * width)
+    return (
+        b"RIFF" + struct.pack("<I", _UNKNOWN_SIZE) + b"WAVE"
+        + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+        + b"data" + struct.pack("<I", _UNKNOWN_SIZE)
+    )  # fmt: skip
+
+
+class WavJoiner:
+    """WAV pieces sent one after another as ONE WAV file, each as soon as it is ready.
+
+    A WAV header states the file's length, which is not known until the last piece exists, and
+    players stop at the end of the first piece's data when headers are simply concatenated. So the
+    first piece goes out under a header whose sizes say "unknown" (read to the end), and every piece
+    after it as its PCM frames alone. Pieces that are not readable PCM WAV, or not of the first
+    piece's channels, width and rate, go out unchanged: better the audio the gateway sent than none.
     """
-    if len(segments) == 1:
-        return segments[0]
-    clips = [clip for clip in map(_pcm, segments) if clip is not None]
-    params = {shape for shape, _ in clips}
-    if len(clips) != len(segments) or len(params) != 1:
-        return b"".join(segments)
-    channels, width, rate = params.pop()
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(channels)
-        out.setsampwidth(width)
-        out.setframerate(rate)
-        out.writeframes(b"".join(frames for _, frames in clips))
-    return buffer.getvalue()
+
+    def __init__(self) -> None:
+        self._shape: tuple[int, int, int] | None = None
+
+    def piece(self, segment: bytes) -> bytes:
+        clip = _pcm(segment)
+        if clip is None:
+            return segment
+        shape, frames = clip
+        if self._shape is None:
+            self._shape = shape
+            return _streaming_header(*shape) + frames
+        return frames if shape == self._shape else segment

@@ -1,17 +1,22 @@
 """Translates Dify text-to-speech calls into speech requests on the gateway's routes, streaming the audio back.
 
 Long text is split at sentence ends into pieces of at most the model's `word_limit` characters,
-synthesized up to `max_workers` at a time and delivered in order. Audio goes to Dify in chunks of at
-most 1 MiB (the daemon's 5 MiB line limit, with the SDK's hex encoding doubling each chunk). WAV
-pieces are joined under one header before they are sent; other formats stream piece by piece.
+synthesized up to `max_workers` at a time and delivered in order, each as soon as it and the pieces
+before it are ready: at most `max_workers` pieces are synthesized ahead of the one being sent, so
+memory holds a few pieces whatever the text's length. Audio goes to Dify in chunks of at most 1 MiB
+(the daemon's 5 MiB line limit, with the SDK's hex encoding doubling each chunk). Dify plays or
+saves the concatenation of the chunks, so WAV pieces are sent as one WAV file (models/audio.py,
+WavJoiner); MP3 and the other formats concatenate as they are.
 The route's dialect (adapters/dialects/) writes the body and reads the answer; audio the gateway
 leaves at a URL is downloaded by adapters/gateway/download.py.
 """
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Generator, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from dify_plugin.interfaces.model.tts_model import TTSModel
@@ -23,7 +28,7 @@ from adapters.dialects.registry import dialect
 from adapters.gateway import download
 from adapters.gateway.body import Budget
 from adapters.gateway.transport import Answer, GatewaySession, session_for
-from adapters.models.audio import WAV, daemon_chunks, join_wav, sniff_audio_format
+from adapters.models.audio import WavJoiner, daemon_chunks, is_audio
 from adapters.models.base import GatewayModel, bad_request, translated_by_litellm
 from adapters.models.validation import check_credentials
 
@@ -71,14 +76,9 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
     ) -> Generator[bytes, None, None]:
         # The SDK relays this generator without mapping its errors, so they are reported here.
         with session.reporting():
-            wav_pieces: list[bytes] = []
+            joiner = WavJoiner() if len(pieces) > 1 else None
             for audio in self._synthesize_in_order(target, session, budget, pieces, voice):
-                if len(pieces) > 1 and sniff_audio_format(audio[:64]) == WAV:
-                    wav_pieces.append(audio)
-                else:
-                    yield from daemon_chunks(audio)
-            if wav_pieces:
-                yield from daemon_chunks(join_wav(wav_pieces))
+                yield from daemon_chunks(joiner.piece(audio) if joiner else audio)
 
     @staticmethod
     def _synthesize_in_order(
@@ -95,15 +95,21 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
             if audio.url is None:
                 return audio.data
             path = response.request.url.path
-            return download.fetch(session, audio.url, what="the audio", route_path=path, budget=budget)
+            return download.fetch(session, audio.url, what="the audio", route_path=path, budget=budget, wanted=is_audio)
 
         workers = min(target.info.max_workers, len(pieces))
         if workers == 1:
             yield from map(synthesize, pieces)
             return
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aigw-tts")
+        texts = iter(pieces)
+        ahead: deque[Future[bytes]] = deque(pool.submit(synthesize, text) for text in itertools.islice(texts, workers))
         try:
-            yield from pool.map(synthesize, pieces)
+            while ahead:
+                audio = ahead.popleft().result()
+                if (text := next(texts, None)) is not None:
+                    ahead.append(pool.submit(synthesize, text))  # the window stays full while this piece is sent
+                yield audio
         finally:
             # A failed piece or an abandoned stream leaves nothing running behind it.
             pool.shutdown(wait=False, cancel_futures=True)
