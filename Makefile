@@ -35,7 +35,7 @@ bench: $(STAMP)
 bench-patches: $(STAMP)
 	$(PY) -m tests.tools.bench_patches
 
-## load: 100 concurrent streaming chats plus embeddings through one plugin process
+## load: 100 concurrent streaming chats plus embeddings through one plugin process, beside a 60 s flooding stream
 load: $(STAMP)
 	$(PY) -m tests.tools.load
 
