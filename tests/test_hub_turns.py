@@ -5,7 +5,8 @@ share one gevent hub (adapters/cooperative.py). The bounds held here:
 - during a stream the gateway sends as fast as the plugin reads (the emulator's `flood-S`, run in a
   process of its own so it does not share the test's hub), heartbeats keep their cadence (no gap
   over twice HEARTBEAT_INTERVAL) and a paced stream beside it sees no gap over 0.5 s;
-- counting the tokens of a 10 MB prompt holds the hub for no more than 100 ms at a time.
+- counting the tokens of a 10 MB prompt, or inflating a gzip answer up to the 16 MiB read bound,
+  holds the hub for no more than 100 ms at a time.
 
 `make test` floods for FLOOD_SECONDS (3 s, with heartbeats every 0.5 s); AIGW_FLOOD_SECONDS=60 runs
 the issue's full minute.
@@ -13,6 +14,7 @@ the issue's full minute.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 import gevent
 import pytest
 from dify_plugin.entities.model.message import UserPromptMessage
+from dify_plugin.errors.model import InvokeBadRequestError
 
 from tests.conftest import PLUGIN_ROOT, Gateway, adapter
 from tests.emulator.hostile import FLOOD_WORD
@@ -106,7 +109,9 @@ def test_a_flooding_stream_starves_neither_the_heartbeat_nor_a_paced_stream(sepa
     assert max(heartbeat_gaps) <= 2 * HEARTBEAT_INTERVAL, f"heartbeats {max(heartbeat_gaps):.2f} s apart"
 
 
-def test_counting_the_tokens_of_a_10_mb_prompt_holds_the_hub_under_100_ms(gateway: Gateway) -> None:
+@contextlib.contextmanager
+def _ticking() -> Iterator[list[float]]:
+    """A greenlet noting the time every 10 ms while the block runs; yields its notes."""
     ticks: list[float] = []
 
     def ticker() -> None:
@@ -114,15 +119,29 @@ def test_counting_the_tokens_of_a_10_mb_prompt_holds_the_hub_under_100_ms(gatewa
             ticks.append(time.monotonic())
             gevent.sleep(0.01)
 
-    llm = adapter("llm")
-    llm.get_num_tokens("qwen-plus", gateway.credentials(), [UserPromptMessage(content="hi")])  # LiteLLM loaded
-    prompt = ("Dify plugins share one process; 所有会话共用一个进程。 " * 250_000)[:10_000_000]
     beat = gevent.spawn(ticker)
     try:
         gevent.sleep(0.05)
-        count = llm.get_num_tokens("qwen-plus", gateway.credentials(), [UserPromptMessage(content=prompt)])
+        yield ticks
         gevent.sleep(0.02)
     finally:
         beat.kill()
+
+
+def test_counting_the_tokens_of_a_10_mb_prompt_holds_the_hub_under_100_ms(gateway: Gateway) -> None:
+    llm = adapter("llm")
+    llm.get_num_tokens("qwen-plus", gateway.credentials(), [UserPromptMessage(content="hi")])  # LiteLLM loaded
+    prompt = ("Dify plugins share one process; 所有会话共用一个进程。 " * 250_000)[:10_000_000]
+    with _ticking() as ticks:
+        count = llm.get_num_tokens("qwen-plus", gateway.credentials(), [UserPromptMessage(content=prompt)])
     assert count > 1_000_000
+    assert max(_gaps(ticks)) < HUB_HOLD_BOUND, f"the hub was held {max(_gaps(ticks)):.3f} s"
+
+
+def test_inflating_a_gzip_bomb_to_the_read_bound_holds_the_hub_under_100_ms(gateway: Gateway) -> None:
+    llm = adapter("llm")
+    messages = [UserPromptMessage(content="a b c")]
+    list(llm.invoke("qwen-plus", gateway.credentials(), messages, {}, stream=False))  # LiteLLM loaded
+    with _ticking() as ticks, pytest.raises(InvokeBadRequestError, match="larger than"):
+        list(llm.invoke("qwen-plus", gateway.credentials("/_fault/gzip-bomb-1024"), messages, {}, stream=False))
     assert max(_gaps(ticks)) < HUB_HOLD_BOUND, f"the hub was held {max(_gaps(ticks)):.3f} s"

@@ -25,6 +25,7 @@ import gevent
 import httpx
 from dify_plugin.errors.model import InvokeBadRequestError, InvokeConnectionError
 
+from adapters.cooperative import give_way
 from adapters.gateway.limits import ANSWER_LIMITS, INVOCATION_TIMEOUT_VARIABLE, PROGRESS_BYTES, describe
 
 _PIECE: Final = 64 * 1024  # the most decoded bytes one inflate step produces
@@ -211,13 +212,16 @@ def decoded_chunks(response: httpx.Response) -> Iterator[bytes]:
 
     def through(data: bytes, level: int) -> Iterator[bytes]:
         if level == len(stages):
+            give_way()  # inflating or reading megabytes at network speed must not hold the hub
             yield data
             return
         for piece in stages[level].feed(data):
             yield from through(piece, level + 1)
 
     if not stages:
-        yield from _raw_chunks(response)
+        for chunk in _raw_chunks(response):
+            give_way()
+            yield chunk
         return
     try:
         for chunk in _raw_chunks(response):
