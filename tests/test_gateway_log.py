@@ -162,3 +162,13 @@ def test_a_connect_timeout_says_how_long_and_what_set_it(llm) -> None:
         finally:
             for filler in fillers:
                 filler.close()
+
+
+@pytest.mark.parametrize("call", ["llm-blocking", "embedding-openai", "rerank-cohere", "speech2text", "tts-dashscope"])
+def test_an_unusable_200_answer_is_a_final_failure(gateway, warnings, call: str) -> None:
+    from tests.test_fault_matrix import INVOKERS
+
+    with pytest.raises(InvokeError, match="unusable"):
+        INVOKERS[call](gateway.credentials("/_fault/badjson"))
+    [line] = _lines(warnings)
+    assert (line["event"], line["status"], line["rest"]) == ("failure", "200", " problem=unusable_answer")

@@ -8,7 +8,8 @@
 (one line each, wrapped here).
 `status` is the gateway's HTTP status, or how the attempt failed without one (`read_timeout`,
 `connect_error`, `tls_untrusted`, ... see gateway/errors.py `failure_kind`); `problem` follows it
-when a 200 answer broke afterwards (a stream cut short). Lines go to the `adapters.gateway` logger
+when a 200 answer broke afterwards or could not be used (`connection_closed`, `read_timeout`,
+`unusable_answer`, ...). Lines go to the `adapters.gateway` logger
 at WARNING, which main.py forwards to Dify's plugin log.
 
 A line holds only what is listed here: the method, the route path (never the host's query string,

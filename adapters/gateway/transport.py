@@ -30,7 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 import httpx
-from dify_plugin.errors.model import InvokeError
+from dify_plugin.errors.model import InvokeError, InvokeServerUnavailableError
 
 from adapters.gateway.body import ACCEPTED_ENCODINGS, Budget, Deadline, bind, decoded_chunks, finished
 from adapters.gateway.config import GatewayConfig, config_key
@@ -287,10 +287,23 @@ class GatewaySession:
         proxy = self.config.proxies.proxy_for(request.url)
         return None if proxy is None else proxy.describe()
 
+    @contextmanager
+    def reading(self, response: httpx.Response) -> Iterator[None]:
+        """Around reading a 2xx answer: one that cannot be used is logged as the request's final failure."""
+        try:
+            yield
+        except Exception as exc:
+            self.log_broken_answer(response, exc)
+            raise
+
     def log_broken_answer(self, response: httpx.Response, exc: Exception) -> None:
-        """The final-failure log line for a 2xx answer that broke while it was read (a cut stream)."""
+        """The final-failure log line for a 2xx answer that broke while it was read (a cut stream) or
+        could not be used."""
         attempt, started = response.extensions.get(_ATTEMPT, (1, time.monotonic()))
-        problem = failure_kind(exc) if isinstance(exc, httpx.HTTPError) else type(exc).__name__
+        if isinstance(exc, httpx.HTTPError):
+            problem = failure_kind(exc)
+        else:
+            problem = "unusable_answer" if isinstance(exc, InvokeServerUnavailableError) else type(exc).__name__
         request_id = header_request_id(response.headers)
         self._log("failure", response.request, response.status_code, request_id, attempt, started, problem=problem)
 

@@ -62,7 +62,9 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
         if streaming.on_wire:
             # A stream request answered with plain JSON (some gateway plugins do): read it as one answer.
             response = finished(response, budget.answer_limit, budget.answers)
-        result = blocking_result(target, wire.parse_answer(response), usage_for)
+        with session.reading(response):
+            answer = wire.parse_answer(response)
+        result = blocking_result(target, answer, usage_for)
         return result_as_stream(target, result) if streaming.to_dify else deliverable(target, result)
 
     def _relay(

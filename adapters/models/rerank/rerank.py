@@ -60,7 +60,8 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
             top = min(limit, len(batch)) if limit else None
             body = wire.request_body(provider=provider, model=name, query=query, documents=batch, top_n=top)
             response = session.send(target.route.path, json=body, budget=budget)
-            return wire.parse_answer(provider=provider, model=name, response=response, count=len(batch))
+            with session.reading(response):
+                return wire.parse_answer(provider=provider, model=name, response=response, count=len(batch))
 
         starts = range(0, len(docs), size)
         answers = in_parallel([functools.partial(rank, docs[start : start + size]) for start in starts])

@@ -76,7 +76,8 @@ class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
         session = session_for(credentials)
         budget = session.budget("speech2text")
         response = session.send(target.route.path, files={"file": upload}, data=fields, budget=budget)
-        transcript = wire.parse_answer(provider=provider, model=name, response=response)
+        with session.reading(response):
+            transcript = wire.parse_answer(provider=provider, model=name, response=response)
         if (size := oversize({"result": transcript}, text_worst_case(transcript) + 64)) is not None:
             what = f"the transcript ({len(transcript):,} characters)"
             raise bad_request(target, too_large(what, size) + "; Dify takes a transcript as one message.")

@@ -65,9 +65,10 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
                     provider=provider, model=name, texts=batch, input_type=kind, dimensions=dimensions
                 )
             response = session.send(target.route.path, json=body, budget=budget)
-            return wire.parse_answer(
-                provider=provider, model=name, response=response, count=len(batch), dimensions=dimensions
-            )
+            with session.reading(response):
+                return wire.parse_answer(
+                    provider=provider, model=name, response=response, count=len(batch), dimensions=dimensions
+                )
 
         batches = [texts[start : start + size] for start in range(0, len(texts), size)]
         answers = in_parallel([functools.partial(embed, batch) for batch in batches])

@@ -91,7 +91,8 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
             with translated_by_litellm(target):
                 body = wire.request_body(provider=provider, model=name, text=text, voice=voice, audio_type=audio_type)
             response = session.send(target.route.path, json=body, answer=Answer.SPEECH, budget=budget)
-            audio = wire.parse_answer(response)
+            with session.reading(response):
+                audio = wire.parse_answer(response)
             if audio.url is None:
                 return audio.data
             path = response.request.url.path
