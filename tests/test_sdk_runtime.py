@@ -23,7 +23,7 @@ from dify_plugin.core.server.stdio.response_writer import StdioResponseWriter
 from dify_plugin.core.server.tcp.request_reader import TCPReaderWriter
 from dify_plugin.core.utils import yaml_loader
 from dify_plugin.entities.model.llm import LLMResultChunk, LLMResultChunkDelta, LLMUsage
-from dify_plugin.entities.model.message import AssistantPromptMessage
+from dify_plugin.entities.model.message import AssistantPromptMessage, TextPromptMessageContent
 
 from adapters.runtime import sdk_runtime
 from adapters.runtime.sdk_runtime import chunk_message_json
@@ -66,6 +66,22 @@ USAGE = LLMUsage(
 CHUNKS = [
     _chunk(message=AssistantPromptMessage(content="plain text")),
     _chunk(message=AssistantPromptMessage(content='<think>\n引号 "quotes" \\ \u2028 emoji 🙂\n</think>')),
+    # Text chunks (a template writes them): every character JSON escapes, and every other field off its
+    # default once, each of which sends the chunk to its own model instead.
+    _chunk(message=AssistantPromptMessage(content="\x00\x01\x1f\x7f\t\n\r\b\f </script> \u2029 \ud7ff \ufeff")),
+    _chunk(message=AssistantPromptMessage(content="")),
+    LLMResultChunk(
+        model='模型 "q"', delta=LLMResultChunkDelta(index=10**12, message=AssistantPromptMessage(content="x"))
+    ),
+    LLMResultChunk(
+        model="m",
+        system_fingerprint="fp_1",
+        delta=LLMResultChunkDelta(index=0, message=AssistantPromptMessage(content="x")),
+    ),
+    _chunk(message=AssistantPromptMessage(content="x", name="assistant-1")),
+    _chunk(message=AssistantPromptMessage(content="x", opaque_body={"k": [1, None]})),
+    _chunk(message=AssistantPromptMessage(content="last"), finish_reason="stop"),
+    _chunk(message=AssistantPromptMessage(content=[TextPromptMessageContent(data="parts")])),
     _chunk(
         message=AssistantPromptMessage(
             content="",
