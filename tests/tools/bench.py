@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -595,6 +596,7 @@ class Results:
     idle_rate: float
     peak_rss_mib: float
     final_rss_mib: float
+    chunk_costs: list[dict[str, Any]]
 
     def rows(self) -> list[Row]:
         hb, answer = self.startup.heartbeat, self.startup.answer
@@ -668,13 +670,27 @@ class Results:
         ]  # fmt: skip
 
 
-def render(rows: list[Row], notes: list[str]) -> str:
+def render(rows: list[Row], costs: list[dict[str, Any]], notes: list[str]) -> str:
     def verdict(ok: bool | None) -> str:
         return "—" if ok is None else ("yes" if ok else "**no**")
 
     lines = ["| metric | raw | plugin | target | met? |", "|---|---|---|---|---|"]
     lines += [f"| {r.metric} | {r.raw} | {r.plugin} | {r.target} | {verdict(r.ok)} |" for r in rows]
+    if costs:
+        head = "| recorded stream (in-process) | events | read without LiteLLM | Dify chunks | plugin CPU per event |"
+        lines += ["", head, "|---|---|---|---|---|"]
+        lines += [f"| {c['file']} | {c['events']} | {c['lean']} | {c['dify_chunks']} | {c['us_per_event']:.1f} µs |"
+                  for c in costs]  # fmt: skip
     return "\n".join([*lines, "", *notes]) + "\n"
+
+
+def chunk_costs(plugin_dir: Path) -> list[dict[str, Any]]:
+    """tests/tools/chunk_costs.py in a child process (it installs gevent's patch); none for another checkout."""
+    if plugin_dir != REPO_ROOT:
+        return []
+    command = [sys.executable, "-m", "tests.tools.chunk_costs"]
+    done = subprocess.run(command, cwd=REPO_ROOT, check=True, capture_output=True, text=True)
+    return [json.loads(line) for line in done.stdout.splitlines()]
 
 
 def _git_revision(root: Path) -> str:
@@ -744,7 +760,9 @@ def run(args: argparse.Namespace) -> Results:
                 t.raw.close()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return Results(startup, floor, transports, calls, streams, idle, peak_rss, final_rss)
+    say("the per-event cost on every recorded stream ...")
+    costs = chunk_costs(plugin_dir)
+    return Results(startup, floor, transports, calls, streams, idle, peak_rss, final_rss, costs)
 
 
 def notes(args: argparse.Namespace, results: Results) -> list[str]:
@@ -757,10 +775,13 @@ def notes(args: argparse.Namespace, results: Results) -> list[str]:
         "last line arriving. Raw: one keep-alive httpx client in the bench process sending the plugin's exact "
         "request bytes to the same emulator process (plain HTTP, and TLS with a trustme CA) and reading the same "
         "answer bytes. Streams: recorded real streams (../shared/real_traces) scaled to N chunks by repeating their "
-        "text, reasoning and tool-argument events with their exact bytes (tests/tools/recorded_shapes.py); plugin "
-        f"CPU from /proc/<pid>/stat minus its idle rate ({results.idle_rate * 1000:.2f} ms/s), per stream chunk. "
+        "text and reasoning events with their exact bytes (tests/tools/recorded_shapes.py); plugin CPU from "
+        f"/proc/<pid>/stat minus its idle rate ({results.idle_rate * 1000:.2f} ms/s), per stream chunk. "
         f"Plugin RSS at the end: {results.final_rss_mib:.0f} MiB.",
         "SDK floor: a do-nothing dify_plugin model plugin (canned answers, no HTTP, no LiteLLM) driven the same way.",
+        "Recorded streams (in-process, tests/tools/chunk_costs.py): each recorded streamed chat answer fed to the "
+        "stream relay one event per read, every Dify chunk serialized as the SDK writer sends it; the best of 15 "
+        "runs, CPU per event without the network and stdio (a short stream's figure is mostly its closing chunk).",
     ]
 
 
@@ -779,7 +800,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench-results" / "latest.md")
     args = parser.parse_args(argv)
     results = run(args)
-    text = render(results.rows(), notes(args, results))
+    text = render(results.rows(), results.chunk_costs, notes(args, results))
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
