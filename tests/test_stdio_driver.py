@@ -14,7 +14,7 @@ Probe LLM behaviour, selected by model name:
 * ``chatty``: print()s a non-JSON line to stdout before answering.
 * ``die``: writes to stderr and exits the process with code 3.
 * ``huge``: yields one 6 MiB chunk (over the daemon's 5 MiB line limit).
-* ``freeze``: holds the gevent hub for 1 s (a busy loop) before answering.
+* ``freeze``: holds the gevent hub for 1.5 s (a busy loop) before answering.
 """
 
 import os
@@ -43,8 +43,10 @@ from tests.stdio_driver import (
 PROVIDER = "probe"
 ECHO_MODEL = "probe-echo"
 GOOD_CREDENTIALS = {"api_key": "good"}
-# Fast heartbeats so the heartbeat test does not wait 10 s per beat.
-PLUGIN_ENV = {"HEARTBEAT_INTERVAL": "0.2"}
+# Fast heartbeats so the heartbeat tests do not wait 10 s per beat; not faster, since the driver
+# holds every process to gaps of at most twice the interval, and on a busy 2-core machine the OS
+# alone can hold a process back for a few tenths of a second.
+PLUGIN_ENV = {"HEARTBEAT_INTERVAL": "0.5"}
 
 _MANIFEST = """\
 version: 0.0.1
@@ -187,7 +189,7 @@ class ProbeLLM(LargeLanguageModel):
         if model == "chatty":
             print("hello from print()", flush=True)
         if model == "freeze":
-            until = time.monotonic() + 1.0
+            until = time.monotonic() + 1.5
             while time.monotonic() < until:
                 pass
         text = _last_user_text(prompt_messages)
@@ -521,7 +523,7 @@ def test_timeout_names_action_and_session(plugin: PluginProcess) -> None:
 def test_heartbeats_keep_flowing(plugin: PluginProcess) -> None:
     plugin.wait_for_heartbeats(plugin.heartbeats + 3, timeout=5)
     gaps = plugin.heartbeat_gaps(include_current=True)
-    # HEARTBEAT_INTERVAL=0.2; anything near a second would mean the loop stalled.
+    # HEARTBEAT_INTERVAL=0.5; a second or more would mean the loop stalled.
     assert max(gaps[1:]) < 1.0, gaps
 
 
@@ -530,15 +532,15 @@ def test_heartbeats_keep_flowing(plugin: PluginProcess) -> None:
 
 def test_a_blocked_hub_is_reported_as_late_heartbeats(probe_dir: Path) -> None:
     with PluginProcess.start(probe_dir, env=PLUGIN_ENV) as proc:
-        assert proc.heartbeat_interval == 0.2 and proc.heartbeat_gap_bound == 0.4
+        assert proc.heartbeat_interval == 0.5 and proc.heartbeat_gap_bound == 1.0
         assert proc.max_heartbeat_gap == 0.0  # not in service before a session has ended
         proc.request("invoke_llm", llm_data("warm up"), provider=PROVIDER)
         proc.wait_for_heartbeats(proc.heartbeats + 3, timeout=5)
-        assert 0.1 < proc.max_heartbeat_gap < 0.4
+        assert 0.25 < proc.max_heartbeat_gap < 1.0
         proc.request("invoke_llm", llm_data("hold on", model="freeze"), provider=PROVIDER)
-        assert proc.max_heartbeat_gap >= 0.9
+        assert proc.max_heartbeat_gap >= 1.4
     [problem] = daemon_rule_violations()  # reported once, here instead of by the conftest fixture
-    assert f"plugin pid {proc.pid}: no heartbeat for" in problem and "over the 0.4 s allowed" in problem
+    assert f"plugin pid {proc.pid}: no heartbeat for" in problem and "over the 1 s allowed" in problem
     assert daemon_rule_violations() == []
 
 
