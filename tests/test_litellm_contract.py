@@ -478,6 +478,63 @@ def test_the_lean_path_is_taken_for_answer_pieces(name: str, lean: int, events: 
     assert _joined([turn for turn in turns if turn is not None]) == _joined(_turns(name))
 
 
+_JSON_ANSWERS = [
+    "ds-qwenplus-json.json",
+    "ds-qwenplus-reasoning-json.json",
+    "ds-qwen3max-toolcall-json.json",
+    "deepseek-reasoner-json.json",
+    "sglang-kimi-k3-json.json",
+    "higress-qwen-turbo-json.json",
+    "higress-secguard-json-v2.json",
+    "higress-aicache-json.json",
+]
+
+
+@pytest.mark.parametrize("name", _JSON_ANSWERS)
+@needs_traces
+def test_the_lean_answer_gives_what_litellm_gives(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    turn = facade.parse_chat_answer(data=_json(name))
+    monkeypatch.setattr(facade, "_lean_answer", lambda data: None)
+    assert turn == facade.parse_chat_answer(data=_json(name))
+
+
+@needs_traces
+def test_the_lean_answer_is_taken_for_a_text_answer() -> None:
+    assert facade._lean_answer(_json("ds-qwenplus-json.json")) is not None
+    assert facade._lean_answer(_json("higress-qwen-turbo-json.json")) is not None
+    # Reasoning and tool calls go through LiteLLM.
+    assert facade._lean_answer(_json("ds-qwenplus-reasoning-json.json")) is None
+    assert facade._lean_answer(_json("ds-qwen3max-toolcall-json.json")) is None
+
+
+def _answer_data(message: dict, finish: object) -> dict:
+    usage = {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    return {"id": "c", "object": "chat.completion", "created": 1, "model": "m", "usage": usage,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("message", "finish", "lean"),
+    [
+        ({"role": "assistant", "content": "hi"}, "stop", True),
+        ({"role": "assistant", "content": "", "refusal": None, "tool_calls": None}, "length", True),
+        ({"content": "hi", "reasoning_content": None}, "stop", True),
+        ({"role": "assistant", "content": "<think>a</think>b"}, "stop", False),  # LiteLLM: reasoning "a"
+        ({"role": "assistant", "content": "hi"}, None, False),  # LiteLLM: "stop"
+        ({"role": "assistant", "content": "hi"}, "eos", False),  # LiteLLM: "stop"
+        ({"role": "assistant", "content": "hi", "annotations": []}, "stop", False),
+        ({"role": "assistant", "content": None}, "stop", False),
+    ],
+)
+def test_each_kind_of_answer_reads_as_litellm_reads_it(
+    message: dict, finish: object, lean: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (facade._lean_answer(_answer_data(message, finish)) is not None) == lean
+    turn = facade.parse_chat_answer(data=_answer_data(message, finish))
+    monkeypatch.setattr(facade, "_lean_answer", lambda data: None)
+    assert turn == facade.parse_chat_answer(data=_answer_data(message, finish))
+
+
 def test_text_completion_chunk_text_is_the_content() -> None:
     data = {"id": "c", "object": "text_completion", "model": "m", "choices": [{"index": 0, "text": "    re"}]}
     assert facade.parse_text_completion_chunk(data=data) == ChatTurn(content="    re")
