@@ -87,3 +87,21 @@ def test_a_generated_folder_without_its_source_record_is_reported(tmp_path: Path
     assert changed_sources(plugin_dir) == []
     (plugin_dir / RECORD_FILE).unlink()
     assert changed_sources(plugin_dir) == [RECORD_FILE]
+
+
+def test_what_only_some_calls_need_is_not_imported_before_the_first_heartbeat() -> None:
+    """main.py up to plugin.run() (the first heartbeat comes next): no LiteLLM, no JWT libraries."""
+    probe = (
+        "import sys, main; print(sorted(name for name in ('litellm', 'jwt', 'cryptography') if name in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=PLUGIN_ROOT,
+        env={"INSTALL_METHOD": "local", "PATH": "/usr/bin:/bin"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -18,18 +18,29 @@ nothing here logs.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from adapters.credentials import credential_error, text
 from adapters.gateway.auth.api_key import ApiKeyConfig, api_key_config
 from adapters.gateway.auth.hmac import HmacConfig, hmac_config
-from adapters.gateway.auth.jwt import JwtConfig, jwt_config
 
-AuthConfig = ApiKeyConfig | JwtConfig | HmacConfig
+if TYPE_CHECKING:
+    from adapters.gateway.auth.jwt import JwtConfig
+
+type AuthConfig = ApiKeyConfig | JwtConfig | HmacConfig  # evaluated only when read: JwtConfig is imported on use
+
+
+def _jwt_config(fields: Mapping[str, Any]) -> JwtConfig:
+    # Start-up: PyJWT and cryptography take ~50 ms to import, before the plugin's first heartbeat,
+    # and only JWT consumers need them; they are imported with the first JWT configuration.
+    from adapters.gateway.auth.jwt import jwt_config
+
+    return jwt_config(fields)
+
 
 _PARSERS: Final[dict[str, Callable[[Mapping[str, Any]], AuthConfig]]] = {
     "api_key": api_key_config,
-    "jwt": jwt_config,
+    "jwt": _jwt_config,
     "hmac": hmac_config,
 }
 
