@@ -218,6 +218,18 @@ def test_an_output_price_without_an_input_price_is_refused(configs: Path) -> Non
     assert "field 'model_info.output_cost_per_token'" in message and "give input_cost_per_token too" in message
 
 
+def test_a_cache_price_without_an_input_price_is_refused(configs: Path) -> None:
+    def cache_price_only(models: list) -> None:
+        info = models[0]["model_info"]
+        for price in ("input_cost_per_token", "output_cost_per_token"):
+            info.pop(price)
+        info["cache_read_input_token_cost"] = "0.0000001"
+
+    _edit_llm(configs, cache_price_only)
+    message = _refused(configs)
+    assert "field 'model_info.cache_read_input_token_cost'" in message and "give input_cost_per_token too" in message
+
+
 def test_a_currency_without_a_price_is_refused(configs: Path) -> None:
     _edit(configs, lambda models: models[0]["model_info"].update(currency="USD"), "speech2text")
     assert "field 'model_info.currency'" in _refused(configs)

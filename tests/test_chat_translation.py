@@ -150,7 +150,8 @@ def test_deny_text_is_marked_and_readable(raw: str, expected: str) -> None:
 def test_usage_is_estimated_offline_only_when_the_gateway_sends_none() -> None:
     seen = []
 
-    def usage_for(prompt, completion, text):
+    def usage_for(counts, text):
+        prompt, completion = counts.prompt, counts.completion
         seen.append((prompt, completion))
         return llm_usage(
             QWEN_MAX,

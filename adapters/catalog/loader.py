@@ -42,6 +42,8 @@ MODE_TO_MODEL_TYPE: Mapping[str, str] = MappingProxyType(
     }
 )
 CURRENCIES = frozenset({"RMB", "USD"})
+# The parameter rules offered to every LLM with supports_response_schema.
+RESPONSE_SCHEMA_PARAMETERS = ("response_format", "json_schema")
 # Other spellings of a currency, stored as the one Dify shows.
 CURRENCY_ALIASES: Mapping[str, str] = MappingProxyType({"CNY": "RMB"})
 
@@ -78,11 +80,13 @@ class Route:
 
 @dataclass(frozen=True, slots=True)
 class ParameterSpec:
-    """A Dify parameter rule plus where its value goes in the request body."""
+    """A Dify parameter rule plus where its value goes in the request body, and how."""
 
     name: str
     rule: Mapping[str, Any]
     send_as: tuple[str, ...]
+    parse: str | None = None  # "json_object": the text is a JSON object, sent as one
+    only_with_tools: bool = False  # sent only with a call that offers tools
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +147,7 @@ class Catalog:
             return []
         names = list(self.standard_parameters.get(info.mode, ()))
         if info.supports_response_schema:
-            names += ["response_format", "json_schema"]
+            names += list(RESPONSE_SCHEMA_PARAMETERS)
         names += [n for n in info.extra_params if n not in names]
         return [self.parameters[n] for n in names]
 
@@ -262,7 +266,7 @@ def _refuse_foreign_keys(data: Mapping[str, Any], model_type: str, file: Path, m
 
 
 def _check_prices(data: Mapping[str, Any], info: ModelInfo, file: Path, model: str) -> None:
-    prices = [k for k in data if k.endswith("_cost_per_token")]
+    prices = [k for k in data if k.endswith("_cost_per_token") or k == "cache_read_input_token_cost"]
     currency = getattr(info, "currency", None)
     if prices and currency is None:
         raise CatalogError(file, "a price is given without a currency", model, "model_info.currency")
@@ -271,13 +275,14 @@ def _check_prices(data: Mapping[str, Any], info: ModelInfo, file: Path, model: s
     if currency is not None and currency not in CURRENCIES:
         known = [*sorted(CURRENCIES), *(f"{a} (= {c})" for a, c in CURRENCY_ALIASES.items())]
         raise CatalogError(file, f"expected one of {', '.join(known)}, got {currency!r}", model, "model_info.currency")
-    if "output_cost_per_token" in data and "input_cost_per_token" not in data:
-        raise CatalogError(
-            file,
-            "Dify's pricing has no output-only form: give input_cost_per_token too",
-            model,
-            "model_info.output_cost_per_token",
-        )
+    for price in ("output_cost_per_token", "cache_read_input_token_cost"):
+        if price in data and "input_cost_per_token" not in data:
+            raise CatalogError(
+                file,
+                "Dify's pricing has no form without an input price: give input_cost_per_token too",
+                model,
+                f"model_info.{price}",
+            )
 
 
 def _check_llm(info: LLMInfo, params: Mapping[str, ParameterSpec], file: Path, model: str) -> None:
@@ -405,7 +410,7 @@ def _check_rule(rule: Mapping[str, Any], file: Path, where: str) -> None:
     """Refuse a rule Dify's own ParameterRule model would refuse (or whose keys it would drop)."""
     for key in rule:
         if key not in _RULE_KEYS:
-            known = ", ".join(sorted(_RULE_KEYS | {"send_as"}))
+            known = ", ".join(sorted(_RULE_KEYS | {"send_as", "parse", "only_with_tools"}))
             raise CatalogError(
                 file, f"not a parameter rule key (a rule's name is its key; keys: {known})", None, f"{where}.{key}"
             )
@@ -429,8 +434,20 @@ def _load_parameters(root: Path) -> tuple[dict[str, ParameterSpec], dict[str, tu
     for name, raw in _mapping(data.get("rules"), file, "rules").items():
         rule = dict(_mapping(raw, file, f"rules.{name}"))
         send_as = str(rule.pop("send_as", name))
+        parse = rule.pop("parse", None)
+        if parse not in (None, "json_object") or (parse and rule.get("type") != "text"):
+            raise CatalogError(
+                file, "the only parse is json_object, for a rule of type text", None, f"rules.{name}.parse"
+            )
+        only_with_tools = rule.pop("only_with_tools", False)
+        if not isinstance(only_with_tools, bool):
+            raise CatalogError(
+                file, f"expected true or false, got {only_with_tools!r}", None, f"rules.{name}.only_with_tools"
+            )
         _check_rule(rule, file, f"rules.{name}")
-        specs[name] = ParameterSpec(name, MappingProxyType({"name": name, **rule}), tuple(send_as.split(".")))
+        specs[name] = ParameterSpec(
+            name, MappingProxyType({"name": name, **rule}), tuple(send_as.split(".")), parse, only_with_tools
+        )
     standard: dict[str, tuple[str, ...]] = {}
     for mode, names in _mapping(data.get("standard"), file, "standard").items():
         if MODE_TO_MODEL_TYPE.get(str(mode)) != "llm":

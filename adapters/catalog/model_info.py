@@ -3,7 +3,7 @@
 One frozen dataclass per Dify model type, and every field is read by an adapter or the Dify schema.
 Where a name comes from LiteLLM's `model_info` (`mode`, `max_output_tokens`, `supports_*` for
 function calling, vision, PDF, audio and video input, response schema and reasoning, the
-`*_cost_per_token` prices, `output_vector_size`) it means what LiteLLM's
+`*_cost_per_token` prices and `cache_read_input_token_cost`, `output_vector_size`) it means what LiteLLM's
 model_prices_and_context_window.json `sample_spec` says. Every other name is the plugin's own:
 Dify's where Dify has one (`context_size`, `max_chunks`, `file_upload_limit`, `voices`,
 `word_limit`...), otherwise descriptive (`streams_tool_calls`, `stream_only`, `extra_params`).
@@ -52,6 +52,9 @@ class LLMInfo:
     extra_params: tuple[str, ...] = ()
     input_cost_per_token: Decimal | None = None
     output_cost_per_token: Decimal | None = None
+    # What a prompt token served from the upstream's context cache costs (usage.prompt_tokens_details
+    # .cached_tokens); None: the input price.
+    cache_read_input_token_cost: Decimal | None = None
     currency: str | None = None
 
 

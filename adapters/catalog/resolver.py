@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from dify_plugin.errors.model import CredentialsValidateFailedError
 
-from adapters.catalog.loader import Catalog, CatalogModel, Route, default_catalog
+from adapters.catalog.loader import RESPONSE_SCHEMA_PARAMETERS, Catalog, CatalogModel, Route, default_catalog
 from adapters.catalog.model_info import (
     LLMInfo,
     ModelInfo,
@@ -45,11 +45,12 @@ MODEL_FORM_FIELDS_SHOWN: Final = (
     "stream_function_calling", "vision_support", "structured_output_support", "agent_though_support",
     "language", "voices", "model_options",
 )  # fmt: skip
-# What `model_options` may hold for each model type. Each was a form field of its own in earlier
-# versions, and its stored value still counts where no option replaces it.
+# What `model_options` may hold for each model type. Most were form fields of their own in earlier
+# versions, and their stored values still count where no option replaces them; cache_read_price and
+# extra_params never were.
 MODEL_OPTIONS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {
-        "llm": ("input_price", "output_price", "currency"),
+        "llm": ("input_price", "output_price", "cache_read_price", "currency", "extra_params"),
         "text-embedding": (
             "context_size",
             "max_chunks",
@@ -142,6 +143,11 @@ def _llm_info(form: Mapping[str, Any], route: Route, catalog: Catalog) -> LLMInf
     chat = mode == "chat"
     input_cost = _price_per_token(form, "input_price")
     output_cost = _price_per_token(form, "output_price")
+    cache_cost = _price_per_token(form, "cache_read_price")
+    if cache_cost is not None and input_cost is None:
+        raise credential_error(
+            "model_options", "cache_read_price is used only with input_price, the price it discounts."
+        )
     priced = input_cost is not None or output_cost is not None
     return LLMInfo(
         mode=mode,
@@ -155,11 +161,27 @@ def _llm_info(form: Mapping[str, Any], route: Route, catalog: Catalog) -> LLMInf
         streams_tool_calls=streaming != "not_supported",
         # Marked so, or thinking-only (QwQ and the like, which DashScope serves as streams only).
         stream_only=streaming == "stream_only" or (chat and thinking == "only_thinking_supported"),
-        extra_params=(switch,) if chat and switch else (),
+        extra_params=((switch,) if chat and switch else ()) + (_extra_params(form, catalog) if chat else ()),
         input_cost_per_token=input_cost,
         output_cost_per_token=output_cost,
+        cache_read_input_token_cost=cache_cost,
         currency=_choice(form, "currency", ("RMB", "USD"), "RMB") if priced else None,
     )
+
+
+def _extra_params(form: Mapping[str, Any], catalog: Catalog) -> tuple[str, ...]:
+    """The request options (parameters.yaml rules beyond the standard ones) a model added by name
+    takes, as `extra_params` lists them: comma-separated names, e.g. enable_search, tool_choice."""
+    names = tuple(dict.fromkeys(n.strip() for n in text(form, "extra_params").split(",") if n.strip()))
+    chosen_elsewhere = {*_THINKING_SWITCHES.values(), *RESPONSE_SCHEMA_PARAMETERS}  # by their own fields
+    standard = {n for names_of_mode in catalog.standard_parameters.values() for n in names_of_mode}
+    offered = [n for n in catalog.parameters if n not in standard and n not in chosen_elsewhere]
+    for name in names:
+        if name not in offered:
+            raise credential_error(
+                "model_options", f"extra_params: unknown option {name[:40]!r}; options are {', '.join(offered)}."
+            )
+    return names
 
 
 def _priced(form: Mapping[str, Any]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class Dialect(ABC):
 class TokenCounts:
     prompt: int | None
     completion: int | None
+    cached: int | None = None  # of the prompt tokens, those the upstream served from its context cache
 
 
 @dataclass(frozen=True, slots=True)

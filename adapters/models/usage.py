@@ -29,9 +29,21 @@ def _amount(tokens: int, cost_per_token: Decimal | None) -> tuple[Decimal, Decim
     return unit_price, (tokens * unit_price * PRICE_UNIT).quantize(_CENT_FRACTION, rounding=ROUND_HALF_UP)
 
 
-def llm_usage(model: CatalogModel, prompt_tokens: int, completion_tokens: int, latency: float) -> LLMUsage:
+def llm_usage(
+    model: CatalogModel, prompt_tokens: int, completion_tokens: int, latency: float, cached_tokens: int = 0
+) -> LLMUsage:
+    """The usage of one answer, priced from the catalog.
+
+    Prompt tokens the upstream served from its context cache (`cached_tokens`, counted among the
+    prompt tokens) cost the model's cache price (`cache_read_input_token_cost`) where it has one.
+    Dify's usage has no field for them, so the prompt price carries their cost, while the unit
+    price shown stays the list price.
+    """
     info = model.info
-    prompt_unit, prompt_total = _amount(prompt_tokens, info.input_cost_per_token)
+    cached = min(max(cached_tokens, 0), prompt_tokens) if info.cache_read_input_token_cost is not None else 0
+    prompt_unit, prompt_total = _amount(prompt_tokens - cached, info.input_cost_per_token)
+    if cached:
+        prompt_total += _amount(cached, info.cache_read_input_token_cost)[1]
     completion_unit, completion_total = _amount(completion_tokens, info.output_cost_per_token)
     return LLMUsage(
         prompt_tokens=prompt_tokens,

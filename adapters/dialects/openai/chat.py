@@ -4,7 +4,8 @@ Dify's messages become OpenAI messages: text and image, video, audio and file pa
 tool calls, tool results, and developer messages as system ones (most backends know only
 "system"). Tools become function tools; a streamed request asks for its usage
 (`stream_options.include_usage`). LiteLLM maps the parameters and builds the body, and reads the
-answer and each stream event (reasoning from `reasoning_content` or `reasoning`).
+answer and each stream event (reasoning from `reasoning_content` or `reasoning`); the token counts,
+cached prompt tokens included, are read here (`token_counts`).
 """
 
 from __future__ import annotations
@@ -89,6 +90,18 @@ def openai_messages(messages: Sequence[PromptMessage]) -> list[dict[str, Any]]:
     return converted
 
 
+def token_counts(usage: Mapping[str, Any]) -> TokenCounts:
+    """The counts of a `usage` object: cached prompt tokens as OpenAI and DashScope write them
+    (prompt_tokens_details.cached_tokens), else as DeepSeek's own API does (prompt_cache_hit_tokens)."""
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, Mapping) else None
+    if cached is None:
+        cached = usage.get("prompt_cache_hit_tokens")
+    if not isinstance(cached, int) or isinstance(cached, bool) or cached < 0:
+        cached = None
+    return TokenCounts(usage.get("prompt_tokens"), usage.get("completion_tokens"), cached)
+
+
 def _wire_params(params: Mapping[str, Any], tools: Sequence[PromptMessageTool], stream: bool) -> dict[str, Any]:
     wire = dict(params)
     if stream:
@@ -127,18 +140,18 @@ class OpenAIChat(ChatDialect):
             raise stream_error(path, f"the answer has no choices (its fields: {field_names(data)})")
         with unusable_answer(path):
             turn = self._answer_turn(data)
-        usage = data.get("usage") or {}
         return ChatAnswer(
             turn=turn,
             model=data.get("model"),
-            usage=TokenCounts(usage.get("prompt_tokens"), usage.get("completion_tokens")),
+            usage=token_counts(data.get("usage") or {}),
             system_fingerprint=data.get("system_fingerprint"),
         )
 
     def parse_chunk(self, data: dict[str, Any]) -> ChatChunk:
         usage = data.get("usage")  # only on the event that carries it
-        counts = TokenCounts(usage.get("prompt_tokens"), usage.get("completion_tokens")) if usage else None
-        return ChatChunk(turn=self._chunk_turn(data), model=data.get("model"), usage=counts)
+        return ChatChunk(
+            turn=self._chunk_turn(data), model=data.get("model"), usage=token_counts(usage) if usage else None
+        )
 
     def _body(
         self, provider: str, model: str, messages: Sequence[PromptMessage], params: dict[str, Any]

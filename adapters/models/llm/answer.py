@@ -31,7 +31,7 @@ from adapters.models.llm.chunk_size import closing_chunks
 SECURITY_GUARD_MODEL = "from-security-guard"
 BLOCK_MARK = "[Blocked by AI Gateway content security]"
 
-UsageFn = Callable[[int | None, int | None, str], LLMUsage]
+UsageFn = Callable[[TokenCounts, str], LLMUsage]  # the gateway's counts (None where it sent none), the text
 ToolCall = AssistantPromptMessage.ToolCall
 
 
@@ -137,7 +137,7 @@ def blocking_result(model: CatalogModel, answer: ChatAnswer, usage_for: UsageFn)
     return LLMResult(
         model=model.name,
         message=AssistantPromptMessage(content=content, tool_calls=_tool_calls(turn)),
-        usage=usage_for(answer.usage.prompt, answer.usage.completion, content),
+        usage=usage_for(answer.usage, content),
         system_fingerprint=answer.system_fingerprint,
     )
 
@@ -222,5 +222,5 @@ def relay_stream(
         )
     usage = usage or TokenCounts(None, None)
     tail = thinking.close()
-    total = usage_for(usage.prompt, usage.completion, "".join(produced) + tail)
+    total = usage_for(usage, "".join(produced) + tail)
     yield from closing_chunks(model, index, tail, tools.complete(), total, finish_reason or "stop")

@@ -18,7 +18,7 @@ from dify_plugin.interfaces.model.large_language_model import LargeLanguageModel
 
 from adapters.catalog.loader import CatalogModel, default_catalog
 from adapters.catalog.resolver import resolve_model
-from adapters.dialects.kinds import ChatDialect
+from adapters.dialects.kinds import ChatDialect, TokenCounts
 from adapters.dialects.registry import dialect
 from adapters.gateway.body import finished
 from adapters.gateway.transport import GatewaySession, session_for
@@ -94,7 +94,8 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
         """Prices the gateway's token counts; estimates offline only the counts it did not send."""
         started = getattr(self, "started_at", None) or time.perf_counter()
 
-        def usage_for(prompt_tokens: int | None, completion_tokens: int | None, text: str) -> LLMUsage:
+        def usage_for(counts: TokenCounts, text: str) -> LLMUsage:
+            prompt_tokens, completion_tokens = counts.prompt, counts.completion
             if prompt_tokens is None:
                 chat = body.get("messages")
                 prompt_tokens = estimate_tokens(
@@ -102,7 +103,8 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
                 )
             if completion_tokens is None:
                 completion_tokens = estimate_tokens(target, text=text)
-            return llm_usage(target, prompt_tokens, completion_tokens, time.perf_counter() - started)
+            latency = time.perf_counter() - started
+            return llm_usage(target, prompt_tokens, completion_tokens, latency, cached_tokens=counts.cached or 0)
 
         return usage_for
 

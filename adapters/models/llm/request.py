@@ -7,9 +7,11 @@ What is decided here, from the catalog, before the dialect writes the wire forma
   not part of the conversation the model continues, so it is not sent back;
 - tools only for models with function calling; `response_format` json_schema from the json_schema
   parameter;
-- non-standard fields (enable_thinking, top_k, ...) only when the catalog declares them for the
-  model, at the body path parameters.yaml gives: a gateway in front of a strict backend must never
-  see a field the model did not ask for.
+- non-standard fields (enable_thinking, top_k, enable_search, ...) only when the catalog declares
+  them for the model, at the body path parameters.yaml gives, parsed where it says so
+  (search_options is a JSON object), and those that only make sense with tools (tool_choice,
+  parallel_tool_calls) only with tools: a gateway in front of a strict backend must never see a
+  field the model did not ask for.
 """
 
 from __future__ import annotations
@@ -130,6 +132,19 @@ def build_chat_request(
         stream=stream,
     )
     for name in model.info.extra_params:
-        if parameters.get(name) is not None:
-            _set_path(body, catalog.parameters[name].send_as, parameters[name])
+        value, spec = parameters.get(name), catalog.parameters[name]
+        if value is None or (spec.only_with_tools and not tools):
+            continue
+        _set_path(body, spec.send_as, _json_object(model, name, value) if spec.parse == "json_object" else value)
     return body
+
+
+def _json_object(model: CatalogModel, name: str, value: Any) -> dict[str, Any]:
+    """A parameter typed in as a JSON object (search_options), as that object."""
+    try:
+        parsed = json.loads(value) if isinstance(value, str) else value
+    except ValueError as exc:
+        raise bad_request(model, f"parameter {name} is not valid JSON ({exc.msg} at character {exc.pos}).") from None
+    if not isinstance(parsed, dict):
+        raise bad_request(model, f'parameter {name} must be a JSON object, e.g. {{"forced_search": true}}.')
+    return parsed
