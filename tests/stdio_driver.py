@@ -354,13 +354,20 @@ def build_request_data(
     return body
 
 
-def build_envelope(session_id: str | None, data: Mapping[str, Any], event: str = "request") -> dict[str, Any]:
-    """The daemon's stdin envelope (session_manager Session.Message), keys in its order."""
+def build_envelope(
+    session_id: str | None, data: Mapping[str, Any], event: str = "request", invocation: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The daemon's stdin envelope (session_manager Session.Message), keys in its order.
+
+    ``invocation`` gives the ids the daemon fills in for a call made inside a Dify app:
+    ``app_id``, ``conversation_id``, ``message_id`` (absent ones stay null, as outside an app).
+    """
+    invocation = invocation or {}
     return {
         "session_id": session_id,
-        "conversation_id": None,
-        "message_id": None,
-        "app_id": None,
+        "conversation_id": invocation.get("conversation_id"),
+        "message_id": invocation.get("message_id"),
+        "app_id": invocation.get("app_id"),
         "endpoint_id": None,
         "context": None,
         "event": event,
@@ -765,6 +772,7 @@ class PluginProcess:
         user_id: str = "test-user",
         invoke_type: str = "model",
         session_id: str | None = None,
+        invocation: Mapping[str, str] | None = None,
     ) -> SessionStream:
         """Send one request now; iterate the result to get each ``stream`` payload as it arrives."""
         body = build_request_data(
@@ -787,7 +795,7 @@ class PluginProcess:
             self._sessions[sid] = state
         sent_at = time.monotonic()
         try:
-            self.send_raw(build_envelope(sid, body))
+            self.send_raw(build_envelope(sid, body, invocation=invocation))
         except BaseException:
             self._unregister(sid)
             raise
@@ -804,6 +812,7 @@ class PluginProcess:
         fill_defaults: bool = True,
         user_id: str = "test-user",
         invoke_type: str = "model",
+        invocation: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
         """Run one session to its end; return all ``stream`` payloads in order.
 
@@ -821,6 +830,7 @@ class PluginProcess:
             fill_defaults=fill_defaults,
             user_id=user_id,
             invoke_type=invoke_type,
+            invocation=invocation,
         ) as session:
             return list(session)
 

@@ -17,7 +17,8 @@ as "Credential field '<name>': ..." before a request exists. Where each field go
     proxies        ProxyConfig          HTTP(S)_PROXY, ALL_PROXY, NO_PROXY (adapters/gateway/proxy.py)
     download_hosts (host or network, ...) AIGW_DOWNLOAD_HOSTS: where an answer's file URL may point
                                         besides the gateway and public addresses (gateway/download.py)
-    extra_headers  ((name, value), ...) sent with every request; none yet (a later credential field)
+    extra_headers  ((name, value), ...) extra_headers: sent with every request (adapters/gateway/headers.py)
+    attribution    bool                 request_attribution: on sends the invocation's Dify ids as headers
 
 Secrets live only in fields left out of `repr()`: the auth configs' keys and the extra headers.
 `secrets()` lists them for the one place that masks them out of errors and logs
@@ -39,7 +40,10 @@ from dify_plugin.errors.model import CredentialsValidateFailedError
 
 from adapters.credentials import converted, credential_error, packed_options, text, with_options
 from adapters.gateway.auth import AuthConfig, auth_config
+from adapters.gateway.auth.api_key import ApiKeyConfig
+from adapters.gateway.auth.jwt import JwtConfig
 from adapters.gateway.endpoint import Endpoint, endpoints_from_field
+from adapters.gateway.headers import HeaderError, extra_headers, secret_values
 from adapters.gateway.limits import DEFAULT_INVOCATION_TIMEOUT, INVOCATION_TIMEOUT_VARIABLE
 from adapters.gateway.proxy import PROXY_ENVIRONMENT, ProxyConfig, proxy_config
 from adapters.gateway.retry import DEFAULT_BACKOFF, DEFAULT_MAX_RETRIES, MAX_WAIT, RetryPolicy
@@ -57,6 +61,8 @@ GATEWAY_FORM_FIELDS: Final = (
     "hmac_access_key",
     "hmac_secret_key",
     "timeout",
+    "extra_headers",
+    "request_attribution",
     "gateway_options",
 )
 # What `gateway_options` may hold, and the auth_method each applies to (None: any). Each was a form
@@ -122,31 +128,40 @@ class GatewayConfig:
     proxies: ProxyConfig
     download_hosts: tuple[str, ...] = ()
     extra_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    attribution: bool = False
 
     def secrets(self, request: httpx.Request | None = None) -> tuple[tuple[str, str], ...]:
         """(field, value) of every credential value, with those the auth put on `request` (a JWT, an
-        HMAC signature) and those of the proxies: what a report must mask (gateway/redaction.py)."""
+        HMAC signature), those of the proxies and the invocation's extra headers on `request`: what a
+        report must mask (gateway/redaction.py)."""
         headers = ((f"header {name}", value) for name, value in self.extra_headers)
-        return (*self.auth.secrets(request), *headers, *self.proxies.secrets())
+        return (*self.auth.secrets(request), *headers, *self.proxies.secrets(), *secret_values(request))
 
     @property
     def endpoint(self) -> Endpoint:
         """The first endpoint: where requests go while it works (failover.py)."""
         return self.endpoints[0]
 
+    def credential_headers(self) -> tuple[str, ...]:
+        """The header the consumer's key or token travels in, if the scheme chose one: never an extra header."""
+        return _credential_headers(self.auth)
+
     @classmethod
     def from_credentials(cls, credentials: Mapping[str, Any]) -> GatewayConfig:
         """Reads `credentials` (never mutating it) and the environment; fails naming the field at fault."""
         fields = gateway_fields(credentials)
         environment = dict(zip(ENVIRONMENT, _environment(), strict=True))
+        auth = auth_config(fields)
         return cls(
             endpoints=endpoints_from_field(text(fields, "endpoint_url")),
-            auth=auth_config(fields),
+            auth=auth,
             retry=_retry_policy(fields),
             timeouts=_timeouts(fields, environment["MAX_REQUEST_TIMEOUT"], environment[INVOCATION_TIMEOUT_VARIABLE]),
             tls=tls_config(environment),
             proxies=proxy_config(environment),
             download_hosts=_download_hosts(environment[DOWNLOAD_HOSTS_VARIABLE]),
+            extra_headers=_extra_headers(fields, auth),
+            attribution=_switch(fields, "request_attribution"),
         )
 
 
@@ -230,6 +245,27 @@ def _invocation_timeout(raw: str) -> float:
 
 def _fits_read_timeout(seconds: float) -> bool:
     return 0 < seconds <= _MAX_READ_TIMEOUT
+
+
+def _credential_headers(auth: AuthConfig) -> tuple[str, ...]:
+    if isinstance(auth, JwtConfig) or (isinstance(auth, ApiKeyConfig) and auth.query_param is None):
+        return (auth.header,)
+    return ()  # HMAC's X-Ca-* headers are refused by their prefix
+
+
+def _extra_headers(fields: Mapping[str, Any], auth: AuthConfig) -> tuple[tuple[str, str], ...]:
+    """`extra_headers`, refusing the header the consumer's key or token travels in too."""
+    try:
+        return extra_headers(text(fields, "extra_headers"), _credential_headers(auth))
+    except HeaderError as exc:
+        raise credential_error("extra_headers", str(exc)) from None
+
+
+def _switch(fields: Mapping[str, Any], name: str) -> bool:
+    value = text(fields, name).lower() or "off"
+    if value not in ("on", "off"):
+        raise credential_error(name, f"unknown value {value[:16]!r}; expected on or off.")
+    return value == "on"
 
 
 def _retry_policy(fields: Mapping[str, Any]) -> RetryPolicy:

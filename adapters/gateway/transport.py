@@ -46,6 +46,7 @@ from adapters.gateway.errors import (
     request_id_of,
 )
 from adapters.gateway.failover import Part, Rotation, failed_part
+from adapters.gateway.headers import mark
 from adapters.gateway.limits import ERROR_BODY_LIMIT
 from adapters.gateway.log import log_attempt
 from adapters.gateway.proxy import Proxy, ProxyRouter
@@ -164,19 +165,32 @@ class GatewaySession:
         data: Mapping[str, Any] | None = None,
         stream: bool = False,
         answer: Answer = Answer.JSON,
+        extra_headers: Mapping[str, str] | None = None,
+        own_headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send to a route path; returns a 2xx response (open when `stream`) or raises a mapped InvokeError.
 
         A streamed request asks for `text/event-stream`; any other asks for what `answer` names, and
-        its body is read here within the budget's bound for its model type. The request is built
-        once for each endpoint an attempt goes to.
+        its body is read here within the budget's bound for its model type. `extra_headers` are the
+        invocation's own (checked by adapters/gateway/headers.py; they win over the configuration's),
+        `own_headers` those the plugin adds (attribution, cache control). The request is built once
+        for each endpoint an attempt goes to.
         """
         accept = Answer.EVENT_STREAM if stream else answer
+        extra, own = dict(extra_headers or {}), dict(own_headers or {})
+        added = [*(name for name, _ in self.config.extra_headers), *own, *extra]
 
         def build(endpoint: Endpoint) -> httpx.Request:
-            return self.client.build_request(
-                method, endpoint.url(path), json=json, files=files, data=data, headers={"Accept": accept.value}
+            request = self.client.build_request(
+                method,
+                endpoint.url(path),
+                json=json,
+                files=files,
+                data=data,
+                headers={"Accept": accept.value, **own, **extra},
             )
+            mark(request, added=added, secret=extra)
+            return request
 
         return self._send(build, _Reading(budget.deadline, budget.answer_limit, budget.answers, stream))
 

@@ -2,7 +2,9 @@
 
 The pure functions come first so tests can replay published signing examples; `HmacAuth` applies
 them to the request exactly as it goes on the wire. `Accept` is one of the signed lines; it is
-signed as the transport set it, so an HMAC consumer sends the same headers as any other.
+signed as the transport set it, so an HMAC consumer sends the same headers as any other. The
+headers the transport adds to a request (extra headers, attribution, cache control) are listed in
+X-Ca-Signature-Headers and signed with the X-Ca-* ones.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from urllib.parse import unquote
 import httpx
 
 from adapters.credentials import credential_error, header_value, required_text, text
+from adapters.gateway.headers import SIGNED_EXTENSION
 
 Clock = Callable[[], float]
 
@@ -143,18 +146,20 @@ class HmacAuth(httpx.Auth):
         request.headers["X-Ca-Timestamp"] = str(now_ms)
         request.headers["X-Ca-Nonce"] = self._nonce_factory()  # fresh on every run, retries included
         request.headers["X-Ca-Signature-Method"] = self._signature_method
+        # The transport's added headers (extra, attribution, cache control) are signed too.
+        signed = (*HMAC_SIGNED_HEADERS, *(name.lower() for name in request.extensions.get(SIGNED_EXTENSION, ())))
         # No spaces: Higress splits this list on "," without trimming.
-        request.headers["X-Ca-Signature-Headers"] = ",".join(HMAC_SIGNED_HEADERS)
+        request.headers["X-Ca-Signature-Headers"] = ",".join(signed)
         request.headers["X-Ca-Signature"] = hmac_signature(
-            self._secret_key, self._string_to_sign(request, body, is_form), self._signature_method
+            self._secret_key, self._string_to_sign(request, body, is_form, signed), self._signature_method
         )
 
     @staticmethod
-    def _string_to_sign(request: httpx.Request, body: bytes, is_form: bool) -> str:
+    def _string_to_sign(request: httpx.Request, body: bytes, is_form: bool, signed: Iterable[str]) -> str:
         raw_path = request.url.raw_path.decode("utf-8", "surrogateescape")
         path, _, query = raw_path.partition("?")
         form = parse_params(body.decode("utf-8", "surrogateescape")) if is_form and body else []
-        return string_to_sign(request.method, path, parse_params(query), request.headers, HMAC_SIGNED_HEADERS, form)
+        return string_to_sign(request.method, path, parse_params(query), request.headers, signed, form)
 
     def __repr__(self) -> str:
         return f"HmacAuth(signature_method={self._signature_method!r})"

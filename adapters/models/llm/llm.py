@@ -23,6 +23,7 @@ from adapters.dialects.registry import dialect
 from adapters.gateway.body import finished
 from adapters.gateway.transport import GatewaySession, session_for
 from adapters.models.base import GatewayModel, bad_request
+from adapters.models.invocation_headers import llm_headers
 from adapters.models.llm.answer import UsageFn, blocking_result, collect_stream, relay_stream, result_as_stream
 from adapters.models.llm.chunk_size import deliverable
 from adapters.models.llm.request import build_chat_request, to_openai_messages
@@ -43,7 +44,6 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
         stream: bool = True,
         user: str | None = None,
     ) -> LLMResult | Generator[LLMResultChunk, None, None]:
-        # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
         target = resolve_model("llm", model, credentials)
         if not prompt_messages:
             raise bad_request(target, "there are no messages to send.")
@@ -53,7 +53,10 @@ class AIGatewayLargeLanguageModel(GatewayModel, LargeLanguageModel):
         )
         session = session_for(credentials)
         budget = session.budget("llm")
-        response = session.send(target.route.path, json=body, stream=streaming.on_wire, budget=budget)
+        extra, own = llm_headers(target, session, model_parameters, user)
+        response = session.send(
+            target.route.path, json=body, stream=streaming.on_wire, budget=budget, extra_headers=extra, own_headers=own
+        )
         usage_for = self._usage_counter(target, body, prompt_messages)
         wire = dialect(ChatDialect, target.route.dialect)
         if streaming.on_wire and response.headers.get("content-type", "").startswith("text/event-stream"):

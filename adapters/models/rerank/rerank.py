@@ -28,6 +28,7 @@ from adapters.gateway.transport import session_for
 from adapters.message_size import oversize, text_worst_case, too_large
 from adapters.models.base import GatewayModel, bad_request
 from adapters.models.batches import in_parallel
+from adapters.models.invocation_headers import own_headers
 from adapters.models.validation import check_credentials
 
 
@@ -42,7 +43,6 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
         top_n: int | None = None,
         user: str | None = None,
     ) -> RerankResult:
-        # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
         target = resolve_model("rerank", model, credentials)
         if not docs:
             # As the SDK's reference rerank model answers: nothing to rank is an empty ranking.
@@ -52,6 +52,7 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
         limit = top_n if top_n and top_n > 0 else None
         session = session_for(credentials)
         budget = session.budget("rerank")
+        headers = own_headers(session, user)
         wire = dialect(RerankDialect, target.route.dialect)
         provider, name = target.route.litellm, target.gateway_model
         size = target.info.max_documents or len(docs)
@@ -59,7 +60,7 @@ class AIGatewayRerankModel(GatewayModel, RerankModel):
         def rank(batch: list[str]) -> dict[int, float]:
             top = min(limit, len(batch)) if limit else None
             body = wire.request_body(provider=provider, model=name, query=query, documents=batch, top_n=top)
-            response = session.send(target.route.path, json=body, budget=budget)
+            response = session.send(target.route.path, json=body, budget=budget, own_headers=headers)
             with session.reading(response):
                 return wire.parse_answer(provider=provider, model=name, response=response, count=len(batch))
 

@@ -24,6 +24,7 @@ from adapters.gateway.transport import session_for
 from adapters.message_size import oversize, text_worst_case, too_large
 from adapters.models.audio import KNOWN_FORMATS, silence_wav, sniff_audio_format
 from adapters.models.base import GatewayModel, bad_request, translated_by_litellm
+from adapters.models.invocation_headers import own_headers
 from adapters.models.validation import check_credentials
 
 _MEGABYTE = 1024 * 1024
@@ -43,7 +44,6 @@ def _option(form: Mapping[str, Any], name: str, supported: bool) -> str | None:
 
 class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
     def _invoke(self, model: str, credentials: dict, file: IO[bytes], user: str | None = None) -> str:
-        # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
         target = resolve_model("speech2text", model, credentials)
         info = target.info
         audio = _read_all(file)
@@ -75,7 +75,10 @@ class AIGatewaySpeech2TextModel(GatewayModel, Speech2TextModel):
             )
         session = session_for(credentials)
         budget = session.budget("speech2text")
-        response = session.send(target.route.path, files={"file": upload}, data=fields, budget=budget)
+        headers = own_headers(session, user)
+        response = session.send(
+            target.route.path, files={"file": upload}, data=fields, budget=budget, own_headers=headers
+        )
         with session.reading(response):
             transcript = wire.parse_answer(provider=provider, model=name, response=response)
         if (size := oversize({"result": transcript}, text_worst_case(transcript) + 64)) is not None:

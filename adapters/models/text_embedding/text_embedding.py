@@ -31,6 +31,7 @@ from adapters.gateway.transport import session_for
 from adapters.message_size import embedding_worst_case, oversize, too_large
 from adapters.models.base import GatewayModel, bad_request, translated_by_litellm
 from adapters.models.batches import in_parallel
+from adapters.models.invocation_headers import own_headers
 from adapters.models.usage import embedding_usage, estimate_tokens
 from adapters.models.validation import check_credentials
 
@@ -44,7 +45,6 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
         user: str | None = None,
         input_type: EmbeddingInputType = EmbeddingInputType.DOCUMENT,
     ) -> TextEmbeddingResult:
-        # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
         target = resolve_model("text-embedding", model, credentials)
         if not texts:
             raise bad_request(target, "there are no texts to embed.")
@@ -53,6 +53,7 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
             raise bad_request(target, f"text(s) at position {empty[:10]} are empty; the gateway rejects empty input.")
         session = session_for(credentials)
         budget = session.budget("text-embedding")
+        headers = own_headers(session, user)
         wire = dialect(EmbeddingDialect, target.route.dialect)
         info, provider, name = target.info, target.route.litellm, target.gateway_model
         kind = EmbeddingInputType(input_type).value if info.supports_input_type else None
@@ -64,7 +65,7 @@ class AIGatewayTextEmbeddingModel(GatewayModel, TextEmbeddingModel):
                 body = wire.request_body(
                     provider=provider, model=name, texts=batch, input_type=kind, dimensions=dimensions
                 )
-            response = session.send(target.route.path, json=body, budget=budget)
+            response = session.send(target.route.path, json=body, budget=budget, own_headers=headers)
             with session.reading(response):
                 return wire.parse_answer(
                     provider=provider, model=name, response=response, count=len(batch), dimensions=dimensions

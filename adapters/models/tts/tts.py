@@ -30,6 +30,7 @@ from adapters.gateway.body import Budget
 from adapters.gateway.transport import Answer, GatewaySession, session_for
 from adapters.models.audio import WavJoiner, daemon_chunks, is_audio
 from adapters.models.base import GatewayModel, bad_request, translated_by_litellm
+from adapters.models.invocation_headers import own_headers
 from adapters.models.validation import check_credentials
 
 # Sentence ends in Latin and CJK text, and line breaks.
@@ -57,7 +58,6 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
         voice: str,
         user: str | None = None,
     ) -> Generator[bytes, None, None]:
-        # `user` is never forwarded: the gateway identifies the consumer, and Dify's user id is private.
         target = resolve_model("tts", model, credentials)
         limit = target.info.word_limit
         pieces = [
@@ -69,20 +69,31 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
             raise bad_request(target, "there is no text to speak.")
         chosen = pick_voice(target, voice)
         session = session_for(credentials)
-        return self._stream(target, session, session.budget("tts"), pieces, chosen)
+        return self._stream(target, session, session.budget("tts"), pieces, chosen, own_headers(session, user))
 
     def _stream(
-        self, target: CatalogModel, session: GatewaySession, budget: Budget, pieces: list[str], voice: str
+        self,
+        target: CatalogModel,
+        session: GatewaySession,
+        budget: Budget,
+        pieces: list[str],
+        voice: str,
+        headers: Mapping[str, str],
     ) -> Generator[bytes, None, None]:
         # The SDK relays this generator without mapping its errors, so they are reported here.
         with session.reporting():
             joiner = WavJoiner() if len(pieces) > 1 else None
-            for audio in self._synthesize_in_order(target, session, budget, pieces, voice):
+            for audio in self._synthesize_in_order(target, session, budget, pieces, voice, headers):
                 yield from daemon_chunks(joiner.piece(audio) if joiner else audio)
 
     @staticmethod
     def _synthesize_in_order(
-        target: CatalogModel, session: GatewaySession, budget: Budget, pieces: list[str], voice: str
+        target: CatalogModel,
+        session: GatewaySession,
+        budget: Budget,
+        pieces: list[str],
+        voice: str,
+        headers: Mapping[str, str],
     ) -> Iterator[bytes]:
         wire = dialect(SpeechDialect, target.route.dialect)
         provider, name, audio_type = target.route.litellm, target.gateway_model, target.info.audio_type
@@ -90,7 +101,9 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
         def synthesize(text: str) -> bytes:
             with translated_by_litellm(target):
                 body = wire.request_body(provider=provider, model=name, text=text, voice=voice, audio_type=audio_type)
-            response = session.send(target.route.path, json=body, answer=Answer.SPEECH, budget=budget)
+            response = session.send(
+                target.route.path, json=body, answer=Answer.SPEECH, budget=budget, own_headers=headers
+            )
             with session.reading(response):
                 audio = wire.parse_answer(response)
             if audio.url is None:
