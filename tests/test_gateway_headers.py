@@ -85,6 +85,19 @@ def test_malformed_extra_headers_say_what_is_wrong(llm, gateway, raw: str, probl
         llm.validate_credentials("qwen-plus", gateway.credentials(extra_headers=raw))
 
 
+def test_a_jwt_consumers_token_header_is_refused_as_an_extra_header() -> None:
+    credentials = {
+        "endpoint_url": "http://127.0.0.1:9/v1",
+        "auth_method": "jwt",
+        "jwt_jwks": '{"kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}',
+        "jwt_consumer_id": "c-42",
+        "jwt_header_name": "X-Token",
+        "extra_headers": "X-Token: forged",
+    }
+    with pytest.raises(CredentialsValidateFailedError, match=r"extra_headers': header 'X-Token'"):
+        GatewayConfig.from_credentials(credentials)
+
+
 def test_the_llm_parameter_adds_headers_per_call_and_wins_over_the_credential(llm, gateway) -> None:
     credentials = gateway.credentials(extra_headers="X-Route: team-a; X-Tier: silver")
     _chat(llm, credentials, {"extra_headers": '{"X-Tier": "gold", "X-Run": "wf-9"}'})

@@ -41,7 +41,7 @@ from dify_plugin.errors.model import CredentialsValidateFailedError
 from adapters.credentials import converted, credential_error, packed_options, text, with_options
 from adapters.gateway.auth import AuthConfig, auth_config
 from adapters.gateway.auth.api_key import ApiKeyConfig
-from adapters.gateway.auth.jwt import JwtConfig
+from adapters.gateway.auth.hmac import HmacConfig
 from adapters.gateway.endpoint import Endpoint, endpoints_from_field
 from adapters.gateway.headers import HeaderError, extra_headers, secret_values
 from adapters.gateway.limits import DEFAULT_INVOCATION_TIMEOUT, INVOCATION_TIMEOUT_VARIABLE
@@ -248,9 +248,12 @@ def _fits_read_timeout(seconds: float) -> bool:
 
 
 def _credential_headers(auth: AuthConfig) -> tuple[str, ...]:
-    if isinstance(auth, JwtConfig) or (isinstance(auth, ApiKeyConfig) and auth.query_param is None):
-        return (auth.header,)
-    return ()  # HMAC's X-Ca-* headers are refused by their prefix
+    # JwtConfig is told by elimination: importing it would load PyJWT before the first heartbeat.
+    if isinstance(auth, HmacConfig):
+        return ()  # HMAC's X-Ca-* headers are refused by their prefix
+    if isinstance(auth, ApiKeyConfig) and auth.query_param is not None:
+        return ()  # the key travels in the query
+    return (auth.header,)
 
 
 def _extra_headers(fields: Mapping[str, Any], auth: AuthConfig) -> tuple[tuple[str, str], ...]:
