@@ -14,7 +14,9 @@ chats must not notice it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
+import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -170,9 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embeddings", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--flood-seconds", type=float, default=60.0, help="0: no flooding stream")
+    parser.add_argument("--json", action="store_true", help="the report as one JSON object (make bench reads it)")
     args = parser.parse_args(argv)
     report = run_load(args.chats, args.embeddings, args.rounds, flood_seconds=args.flood_seconds)
-    print("\n".join(report.lines()))
+    print(json.dumps(dataclasses.asdict(report)) if args.json else "\n".join(report.lines()))
     return 1 if report.failures else 0
 
 
