@@ -189,6 +189,11 @@ class GatewaySession:
                 data=data,
                 headers={"Accept": accept.value, **own, **extra},
             )
+            if files:
+                # Performance: httpx streams a multipart body part by part, one socket write for each
+                # boundary, part header and value (14 writes for a transcription, ~3 ms over raw in
+                # make bench); read into memory it leaves in one. The upload is in memory already.
+                request.read()
             mark(request, added=added, secret=extra)
             return request
 
