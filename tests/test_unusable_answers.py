@@ -67,6 +67,12 @@ CASES = [
         "embedding 0 holds values that are not numbers",
     ),
     (
+        "embedding-openai",
+        JSON,
+        _json({"data": [{"index": 0, "embedding": [0.5] * 1023 + [True]}]}),
+        "embedding 0 holds values that are not numbers",
+    ),
+    (
         "embedding-dashscope",
         JSON,
         _json({"output": {"embeddings": [{"text_index": MARK, "embedding": [0.1]}]}}),
