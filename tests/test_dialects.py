@@ -21,7 +21,7 @@ def test_each_provider_file_is_one_dialect_and_every_route_names_one() -> None:
         "llm": {"openai", "openai-completion"},
         "text-embedding": {"openai", "dashscope"},
         "rerank": {"cohere", "dashscope", "dashscope-compatible"},
-        "speech2text": {"openai"},
+        "speech2text": {"openai", "openai-chat"},
         "tts": {"openai", "dashscope"},
     }
     for route in default_catalog().routes.values():
@@ -39,6 +39,7 @@ def test_each_provider_file_is_one_dialect_and_every_route_names_one() -> None:
         (RerankDialect, "dashscope-compatible", "dashscope_compatible.rerank"),
         (RerankDialect, "dashscope", "dashscope.rerank"),
         (TranscriptionDialect, "openai", "openai.transcription"),
+        (TranscriptionDialect, "openai-chat", "openai.chat_transcription"),
         (SpeechDialect, "openai", "openai.speech"),
         (SpeechDialect, "dashscope", "dashscope.speech"),
     ],

@@ -23,10 +23,20 @@ import yaml
 from dify_plugin.entities.model import DefaultParameterName, ParameterRule
 from pydantic import ValidationError
 
-from adapters.catalog.model_info import SCHEMAS, LLMInfo, ModelInfo, TextEmbeddingInfo, TTSInfo, Voice, capabilities
+from adapters.catalog.model_info import (
+    SCHEMAS,
+    LLMInfo,
+    ModelInfo,
+    Speech2TextInfo,
+    TextEmbeddingInfo,
+    TTSInfo,
+    Voice,
+    capabilities,
+)
 from adapters.catalog.model_info import field_names as schema_fields
 from adapters.catalog.yaml_reader import DuplicateKeyError, load_yaml
-from adapters.dialects.registry import dialect_modes
+from adapters.dialects.kinds import TranscriptionDialect
+from adapters.dialects.registry import dialect, dialect_modes
 
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / "provider_configs"
 
@@ -348,7 +358,14 @@ def _model_info(raw: Any, route: Route, params: Mapping[str, ParameterSpec], fil
         _check_embedding(info, file, model)
     elif isinstance(info, TTSInfo) and info.default_voice and info.voices:
         _check_default_voice(info, file, model)
+    elif isinstance(info, Speech2TextInfo) and info.stream_only and not streams(route):
+        raise CatalogError(file, f"route {route.name!r} cannot stream its answer", model, "model_info.stream_only")
     return info
+
+
+def streams(route: Route) -> bool:
+    """Whether a speech-to-text route's dialect can stream its answer."""
+    return dialect(TranscriptionDialect, route.dialect).can_stream
 
 
 def _load_routes(root: Path) -> dict[str, Route]:

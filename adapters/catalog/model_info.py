@@ -6,7 +6,8 @@ function calling, vision, PDF, audio and video input, response schema and reason
 `*_cost_per_token` prices and `cache_read_input_token_cost`, `output_vector_size`) it means what LiteLLM's
 model_prices_and_context_window.json `sample_spec` says. Every other name is the plugin's own:
 Dify's where Dify has one (`context_size`, `max_chunks`, `file_upload_limit`, `voices`,
-`word_limit`...), otherwise descriptive (`streams_tool_calls`, `stream_only`, `extra_params`).
+`word_limit`...), otherwise descriptive (`streams_tool_calls`, `stream_only`, `extra_params`,
+`base64_audio_limit`).
 """
 
 from __future__ import annotations
@@ -96,6 +97,12 @@ class Speech2TextInfo:
     # The route takes a `language` / `prompt` field (sent only when the model says so).
     supports_language: bool = False
     supports_prompt: bool = False
+    # The most MB the audio may take as base64, for a route that sends it inline in JSON (speech
+    # through chat); refused before any request past it. None: no bound but file_upload_limit.
+    base64_audio_limit: int | None = None
+    # The upstream answers only streamed requests: the transcript is collected from the stream
+    # (a route whose dialect can stream, like speech through chat).
+    stream_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from dify_plugin.errors.model import CredentialsValidateFailedError
 
-from adapters.catalog.loader import RESPONSE_SCHEMA_PARAMETERS, Catalog, CatalogModel, Route, default_catalog
+from adapters.catalog.loader import RESPONSE_SCHEMA_PARAMETERS, Catalog, CatalogModel, Route, default_catalog, streams
 from adapters.catalog.model_info import (
     LLMInfo,
     ModelInfo,
@@ -60,7 +60,7 @@ MODEL_OPTIONS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
             "currency",
         ),
         "rerank": ("context_size", "input_price", "currency"),
-        "speech2text": ("prompt", "file_upload_limit"),
+        "speech2text": ("prompt", "file_upload_limit", "base64_audio_limit", "stream_only"),
         "tts": ("default_voice", "audio_type", "word_limit"),
     }
 )
@@ -215,11 +215,18 @@ def _rerank_info(form: Mapping[str, Any], route: Route, catalog: Catalog) -> Rer
 
 def _speech2text_info(form: Mapping[str, Any], route: Route, catalog: Catalog) -> Speech2TextInfo:
     # A configured language or prompt is the user's statement that the model takes it.
+    stream_only = _choice(form, "stream_only", ("true", "false"), "false") == "true"
+    if stream_only and not streams(route):
+        raise credential_error("stream_only", f"route {route.name!r} cannot stream its answer.")
     return Speech2TextInfo(
         mode="audio_transcription",
         file_upload_limit=positive_int(form, "file_upload_limit", 25),
         supports_language=bool(text(form, "language")),
         supports_prompt=bool(text(form, "prompt")),
+        base64_audio_limit=converted(
+            form, "base64_audio_limit", int, lambda n: n > 0, "must be a positive whole number"
+        ),
+        stream_only=stream_only,
     )
 
 

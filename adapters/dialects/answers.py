@@ -24,6 +24,10 @@ from dify_plugin.errors.model import InvokeError
 from adapters.dialects.kinds import EmbeddingBatch
 from adapters.gateway.errors import stream_error, why_unreadable
 
+# The model a chat answer names when Higress' content security (ai-security-guard) wrote it instead
+# of the model: its `content` is the deny text or body (alibaba/higress ai-security-guard config.go).
+SECURITY_GUARD_MODEL = "from-security-guard"
+
 
 def route_path(response: httpx.Response) -> str:
     return response.request.url.path

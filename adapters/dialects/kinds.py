@@ -112,25 +112,46 @@ class RerankDialect(Dialect):
         """Input index → score as the gateway sent it, for the documents it ranked."""
 
 
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """The audio to transcribe and what the model adapter asks for it."""
+
+    upload: tuple[str, bytes, str]  # file name, bytes, content type
+    language: str | None = None
+    prompt: str | None = None
+    stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptionRequest:
+    """What one transcription sends: multipart `form` fields beside the upload, or a `json` body
+    (streamed when `stream`)."""
+
+    form: dict[str, Any] | None = None
+    json: dict[str, Any] | None = None
+    stream: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    text: str | None  # None: the answer carried none (a chat answer's message content missing or empty)
+    # What Higress' content security sent instead of (or after part of) the transcript, as it sent it.
+    blocked: str | None = None
+
+
 class TranscriptionDialect(Dialect):
     model_type = "speech2text"
     modes = frozenset({"audio_transcription"})
+    # The wire can stream its answer (a model with model_info.stream_only needs one that can).
+    can_stream: ClassVar[bool] = False
 
     @abstractmethod
-    def request_fields(
-        self,
-        *,
-        provider: str,
-        model: str,
-        upload: tuple[str, bytes, str],
-        language: str | None,
-        prompt: str | None,
-    ) -> dict[str, Any]:
-        """The multipart form fields sent beside the `upload` (name, bytes, content type)."""
+    def request(self, *, provider: str, model: str, clip: Clip) -> TranscriptionRequest:
+        """What to send for the clip; `clip.stream` only where `can_stream`."""
 
     @abstractmethod
-    def parse_answer(self, *, provider: str, model: str, response: httpx.Response) -> str:
-        """The transcript of a 2xx answer."""
+    def parse_answer(self, *, provider: str, model: str, response: httpx.Response) -> Transcript:
+        """The transcript of a 2xx answer (a stream is read here, to its end)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ Reply rules (tests compute expectations from the request alone):
 - `response_format` json_object/json_schema: json.dumps({"echo": <user text>});
 - an `input_audio` part in the last user message (Qwen3-ASR-Flash and Qwen-Omni on the chat
   route): "transcript of input_audio: N bytes, sha256 <12 hex>" of the decoded data URL, like the
-  transcription route; an http(s) URL as the data gives "transcript of <URL>";
+  transcription route; an http(s) URL as the data gives "transcript of <URL>"; content security
+  hears the decoded audio bytes as text (`heard`), so BLOCK_ME in a clip blocks it;
 - reasoning (enable_thinking true, or a qwq / deepseek-r1 / thinking model): first
   reasoning_content "thinking about: " + user text;
 - usage: prompt = words in all message texts; completion = words in content + reasoning +
@@ -56,7 +57,7 @@ DEFAULT_EXTRA_FIELDS = frozenset(
     {
         "enable_thinking", "thinking_budget", "top_k", "chat_template_kwargs", "repetition_penalty",
         "enable_search", "search_options", "incremental_output", "vl_high_resolution_images", "min_p",
-        "translation_options", "enable_code_interpreter",
+        "translation_options", "enable_code_interpreter", "asr_options",
     }
 )  # fmt: skip
 _REASONING_MARKERS = ("qwq", "deepseek-r1", "thinking")
@@ -82,8 +83,8 @@ def text_of(content: Any) -> tuple[str, int]:
 _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?;base64,(.*)", re.S)
 
 
-def audio_transcript(content: Any) -> str | None:
-    """The transcript the emulator gives an `input_audio` part of `content`, or None when it has none.
+def _input_audio(content: Any) -> str | None:
+    """The data of the last `input_audio` part of `content`, or None when it has none.
 
     Raises ValueError naming what is wrong with a part that is not {"type": "input_audio",
     "input_audio": {"data": <data URL or http(s) URL>, "format"?: ...}}.
@@ -99,16 +100,39 @@ def audio_transcript(content: Any) -> str | None:
     data = audio.get("data") if isinstance(audio, Mapping) else None
     if not isinstance(data, str) or not data:
         raise ValueError("input_audio.data is required: a data URL (data:<type>;base64,<audio>) or an audio URL")
-    if data.startswith(("http://", "https://")):
-        return f"transcript of {data}"
+    return data
+
+
+def _decoded(data: str) -> bytes:
     match = _DATA_URL.fullmatch(data)
     if match is None:
         raise ValueError("input_audio.data must be a data URL (data:<type>;base64,<audio>) or an audio URL")
     try:
-        raw = base64.b64decode(match.group(2), validate=True)
+        return base64.b64decode(match.group(2), validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("input_audio.data is not valid base64") from None
+
+
+def audio_transcript(content: Any) -> str | None:
+    """The transcript the emulator gives an `input_audio` part of `content`, or None when it has none
+    (ValueError for a part the upstream would refuse)."""
+    data = _input_audio(content)
+    if data is None:
+        return None
+    if data.startswith(("http://", "https://")):
+        return f"transcript of {data}"
+    raw = _decoded(data)
     return f"transcript of input_audio: {len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()[:12]}"
+
+
+def heard(content: Any) -> str:
+    """What content security hears in an inline `input_audio` part: its bytes read as Latin-1, so a
+    clip carrying BLOCK_ME or BLOCK_MIDSTREAM is blocked like a text saying it ("" without one)."""
+    try:
+        data = _input_audio(content)
+        return _decoded(data).decode("latin-1") if data and not data.startswith(("http://", "https://")) else ""
+    except ValueError:
+        return ""  # refused as a bad request when the reply is planned
 
 
 def _bad_request(message: str) -> Response:
@@ -203,6 +227,7 @@ def chat_completions(ctx: Context) -> Response:
         return answer
     stream = body.get("stream") is True
     user_text = next((text_of(m.get("content"))[0] for m in reversed(messages) if m.get("role") == "user"), "")
+    user_text += heard(messages[-1].get("content"))
     if "BLOCK_ME" in user_text:
         return _guard_response(ctx, stream)
     if "BLOCK_MIDSTREAM" in user_text and not stream:

@@ -42,7 +42,7 @@ def _media_part(part: Any) -> dict[str, Any]:
     if isinstance(part, AudioPromptMessageContent):
         if part.url:
             return {"type": "audio_url", "audio_url": {"url": part.url}}
-        return {"type": "input_audio", "input_audio": {"data": part.base64_data, "format": part.format}}
+        return input_audio_part(part.base64_data, part.format)
     if isinstance(part, DocumentPromptMessageContent):
         file: dict[str, Any] = {"file_data": part.data}
         if part.filename:
@@ -50,6 +50,13 @@ def _media_part(part: Any) -> dict[str, Any]:
         return {"type": "file", "file": file}
     # models/llm/request.py refuses other parts before a body is built.
     raise TypeError(f"no OpenAI form for a {type(part).__name__} message part")
+
+
+def input_audio_part(data: str, audio_format: str | None = None) -> dict[str, Any]:
+    """An `input_audio` content part: `data` is base64 beside its `audio_format` (OpenAI's form), or
+    a data URL with the MIME type in it (the form Qwen's ASR and Omni models take)."""
+    audio = {"data": data, "format": audio_format} if audio_format else {"data": data}
+    return {"type": "input_audio", "input_audio": audio}
 
 
 def _content(content: Any) -> Any:
@@ -102,7 +109,8 @@ def token_counts(usage: Mapping[str, Any]) -> TokenCounts:
     return TokenCounts(usage.get("prompt_tokens"), usage.get("completion_tokens"), cached)
 
 
-def _wire_params(params: Mapping[str, Any], tools: Sequence[PromptMessageTool], stream: bool) -> dict[str, Any]:
+def wire_params(params: Mapping[str, Any], tools: Sequence[PromptMessageTool], stream: bool) -> dict[str, Any]:
+    """The OpenAI parameters of a request: `stream` with stream_options asking for the usage, the tools."""
     wire = dict(params)
     if stream:
         wire["stream"] = True
@@ -131,7 +139,7 @@ class OpenAIChat(ChatDialect):
         tools: Sequence[PromptMessageTool],
         stream: bool,
     ) -> dict[str, Any]:
-        return self._body(provider, model, messages, _wire_params(params, tools, stream))
+        return self._body(provider, model, messages, wire_params(params, tools, stream))
 
     def parse_answer(self, response: httpx.Response) -> ChatAnswer:
         path = route_path(response)

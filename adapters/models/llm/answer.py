@@ -19,7 +19,7 @@ from dify_plugin.entities.model.message import AssistantPromptMessage
 from dify_plugin.errors.model import InvokeBadRequestError, InvokeError
 
 from adapters.catalog.loader import CatalogModel
-from adapters.dialects.answers import unreadable
+from adapters.dialects.answers import SECURITY_GUARD_MODEL, unreadable
 from adapters.dialects.kinds import ChatAnswer, ChatDialect, TokenCounts
 from adapters.engine.litellm_facade import ChatTurn, ToolCallPart
 from adapters.gateway.errors import error_from_event, stream_error
@@ -28,7 +28,6 @@ from adapters.gateway.sse import EventStream
 from adapters.message_size import text_pieces
 from adapters.models.llm.chunk_size import closing_chunks
 
-SECURITY_GUARD_MODEL = "from-security-guard"
 BLOCK_MARK = "[Blocked by AI Gateway content security]"
 
 UsageFn = Callable[[TokenCounts, str], LLMUsage]  # the gateway's counts (None where it sent none), the text
