@@ -115,6 +115,8 @@ def test_an_input_audio_part_is_transcribed(two_consumers: GatewayEmulator) -> N
     digest = hashlib.sha256(audio).hexdigest()[:12]
     expected = f"transcript of input_audio: {len(audio)} bytes, sha256 {digest}"
     assert answer["choices"][0]["message"]["content"] == expected
+    info = {"type": "audio_info", "language": "en", "emotion": "neutral"}
+    assert answer["choices"][0]["message"]["annotations"] == [info]
     url = {"type": "input_audio", "input_audio": {"data": "https://example.com/a.mp3"}}
     assert json.loads(_chat(two_consumers, [url]).read())["choices"][0]["message"]["content"].endswith("a.mp3")
     raw = {"type": "input_audio", "input_audio": {"data": base64.b64encode(audio).decode()}}

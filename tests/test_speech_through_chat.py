@@ -17,6 +17,7 @@ import wave
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from dify_plugin.errors.model import (
     CredentialsValidateFailedError,
@@ -266,3 +267,23 @@ def test_over_stdio_the_daemon_gets_the_transcript(gateway: Gateway) -> None:
             plugin.request("invoke_speech2text", request | {"file": _saying(b"BLOCK_ME")}, timeout=30)
     assert caught.value.error_type == "InvokeBadRequestError"
     assert "content security blocked the transcript" in (caught.value.description or "")
+
+
+def test_a_stream_past_the_kept_text_bound_is_cut() -> None:
+    from adapters.dialects.openai.chat_transcription import DIALECT
+    from adapters.gateway.limits import STREAM_TEXT_LIMIT
+
+    piece = "x" * (STREAM_TEXT_LIMIT // 3 + 1)  # three events of it pass the bound, each within the event bound
+    event = b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"content": piece}}]}).encode() + b"\n\n"
+    sent: list[int] = []
+
+    def body() -> Iterator[bytes]:
+        for number in range(1, 5):
+            sent.append(number)
+            yield event
+
+    request = httpx.Request("POST", "http://gw.example/v1/chat/completions")
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body(), request=request)
+    with pytest.raises(InvokeBadRequestError, match=f"more than {STREAM_TEXT_LIMIT:,} characters of transcript"):
+        DIALECT.parse_answer(provider="openai", model=MODEL, response=response)
+    assert sent == [1, 2, 3] and response.is_closed

@@ -10,7 +10,8 @@ Reply rules (tests compute expectations from the request alone):
 - an `input_audio` part in the last user message (Qwen3-ASR-Flash and Qwen-Omni on the chat
   route): "transcript of input_audio: N bytes, sha256 <12 hex>" of the decoded data URL, like the
   transcription route; an http(s) URL as the data gives "transcript of <URL>"; content security
-  hears the decoded audio bytes as text (`heard`), so BLOCK_ME in a clip blocks it;
+  hears the decoded audio bytes as text (`heard`), so BLOCK_ME in a clip blocks it; a JSON
+  answer carries Qwen-ASR's annotation [{"type": "audio_info", "language", "emotion"}];
 - reasoning (enable_thinking true, or a qwq / deepseek-r1 / thinking model): first
   reasoning_content "thinking about: " + user text;
 - usage: prompt = words in all message texts; completion = words in content + reasoning +
@@ -172,6 +173,14 @@ def _wants_reasoning(body: Mapping[str, Any], model: str) -> bool:
     return body.get("enable_thinking") is True or any(marker in lowered for marker in _REASONING_MARKERS)
 
 
+def _audio_info(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The annotation Qwen-ASR puts beside a transcript: the language (asr_options.language when
+    given, else the one it "detected") and the emotion it heard."""
+    options = body.get("asr_options")
+    language = options.get("language") if isinstance(options, Mapping) else None
+    return {"type": "audio_info", "language": language or "en", "emotion": "neutral"}
+
+
 def plan_reply(body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], chunks: int | None) -> Reply:
     last = messages[-1]
     user_text, images = next(
@@ -184,7 +193,7 @@ def plan_reply(body: Mapping[str, Any], messages: Sequence[Mapping[str, Any]], c
     if last.get("role") == "tool":
         return Reply(f"echo: tool result: {text_of(last.get('content'))[0]}", reasoning, None, None)
     if last.get("role") == "user" and (transcript := audio_transcript(last.get("content"))) is not None:
-        return Reply(transcript, reasoning, None, None)
+        return Reply(transcript, reasoning, None, None, annotations=(_audio_info(body),))
     if body.get("tools") and last.get("role") == "user" and (name := _tool_name(body)):
         return Reply(None, reasoning, name, json.dumps({"query": user_text}, ensure_ascii=False))
     response_format = body.get("response_format")

@@ -42,6 +42,8 @@ class Reply:
     reasoning: str | None
     tool_name: str | None
     tool_args: str | None
+    # The message's annotations (a transcript's audio_info, as Qwen-ASR writes it), JSON answers only.
+    annotations: tuple[dict[str, Any], ...] = ()
 
     @property
     def finish_reason(self) -> str:
@@ -108,6 +110,8 @@ def dashscope_json(
         message = {"content": reply.content, "reasoning_content": reply.reasoning, "role": "assistant"}
     else:
         message = {"role": "assistant", "content": reply.content}
+    if reply.annotations:
+        message["annotations"] = list(reply.annotations)
     return {
         "choices": [{"message": message, "finish_reason": reply.finish_reason, "index": 0, "logprobs": None}],
         "object": "chat.completion",
