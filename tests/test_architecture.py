@@ -8,6 +8,7 @@ That only the LiteLLM façade imports `litellm` is checked in tests/test_litellm
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -131,6 +132,32 @@ def test_every_part_of_adapters_is_in_a_layer() -> None:
     top_level = {p.stem for p in ADAPTERS.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists()}
     placed = {unit.split(".")[1] for units in LAYERS for unit in units}
     assert top_level - {"__init__"} == placed
+
+
+def unnamed_modules(root: Path, text: str) -> list[str]:
+    """Modules of the package at `root` that `text` never names by file name.
+
+    The dialect files and the five entry points are named by their patterns
+    (dialects/<provider>/<capability>.py, models/<type>/<type>.py), so they are not looked for.
+    """
+    missing = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).parts
+        if path.name == "__init__.py" or path.stem == path.parent.name or (parts[0] == "dialects" and len(parts) == 3):
+            continue
+        if not re.search(rf"(?<![\w.]){re.escape(path.name)}", text):
+            missing.append("/".join(parts))
+    return missing
+
+
+def test_architecture_md_names_every_module_of_adapters() -> None:
+    """A module added without its place in ARCHITECTURE.md's layers is a newcomer's blind spot."""
+    text = (PLUGIN_ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    assert unnamed_modules(ADAPTERS, text) == []
+
+
+def test_a_module_the_text_does_not_name_is_found(tangled: Path) -> None:
+    assert unnamed_modules(tangled, "top.py; side.py, helper.py and myother.py") == ["low/other.py"]
 
 
 @pytest.fixture
