@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,17 @@ def test_a_bad_max_request_timeout_names_the_field_it_stands_in_for(monkeypatch:
     with pytest.raises(CredentialsValidateFailedError, match=r"^Credential field 'timeout': .*MAX_REQUEST_TIMEOUT"):
         GatewayConfig.from_credentials(ENDPOINT | SCHEMES["api_key"])
     assert GatewayConfig.from_credentials(ENDPOINT | SCHEMES["api_key"] | {"timeout": "5"}).timeouts.read == 5
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-3", "1e9"])
+def test_a_bad_invocation_timeout_is_named_like_any_other_environment_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("AIGW_INVOCATION_TIMEOUT", value)
+    problem = f"must be a number of seconds between 0 and 86400, got '{value}'."
+    expected = f"^{re.escape(f'Environment variable AIGW_INVOCATION_TIMEOUT: {problem}')}$"
+    with pytest.raises(CredentialsValidateFailedError, match=expected):
+        GatewayConfig.from_credentials(ENDPOINT | SCHEMES["api_key"])
 
 
 def test_the_config_key_follows_the_gateway_fields_and_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -36,9 +36,8 @@ from types import MappingProxyType
 from typing import Any, Final
 
 import httpx
-from dify_plugin.errors.model import CredentialsValidateFailedError
 
-from adapters.credentials import converted, credential_error, packed_options, text, with_options
+from adapters.credentials import converted, credential_error, environment_error, packed_options, text, with_options
 from adapters.gateway.auth import AuthConfig, auth_config
 from adapters.gateway.auth.api_key import ApiKeyConfig
 from adapters.gateway.auth.hmac import HmacConfig
@@ -236,9 +235,9 @@ def _invocation_timeout(raw: str) -> float:
     except ValueError:
         seconds = -1.0
     if not _fits_read_timeout(seconds):
-        raise CredentialsValidateFailedError(
-            f"Environment variable {INVOCATION_TIMEOUT_VARIABLE}: must be a number of seconds between 0 and "
-            f"{_MAX_READ_TIMEOUT:g}, got {raw.strip()[:40]!r}."
+        raise environment_error(
+            INVOCATION_TIMEOUT_VARIABLE,
+            f"must be a number of seconds between 0 and {_MAX_READ_TIMEOUT:g}, got {raw.strip()[:40]!r}.",
         )
     return seconds
 
