@@ -155,3 +155,10 @@ def test_the_readme_dify_shows_is_for_dify_users_and_developers_have_their_own()
     # Developer commands stay out of what Dify shows: only building, checking, smoke-testing, regenerating.
     commands = set(re.findall(r"make [a-z-]+", _read("README.md")))
     assert commands <= {"make package", "make demo", "make generate", "make check", "make test"}, commands
+
+
+@pytest.mark.parametrize("document", markdown_files())
+def test_no_section_of_a_document_is_written_twice(document: str) -> None:
+    """A section pasted twice (as a conflict resolved by keeping both sides leaves it) is one to delete."""
+    headings = _headings(document, "# ") + _headings(document)
+    assert sorted({h for h in headings if headings.count(h) > 1}) == []
