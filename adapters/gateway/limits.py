@@ -20,8 +20,9 @@ of a few MB on the wire may inflate to gigabytes.
                                                event: tool-call arguments are JSON inside JSON, so
                                                their text comes escaped twice (a tool call as large as
                                                Dify's 5 MiB message takes ~10 Mi characters)
-    text a stream accumulates      16 Mi chars answer, reasoning and tool-call arguments of one stream,
-                                               the same as a blocking answer
+    text a stream accumulates      16 Mi chars answer, reasoning and tool-call arguments of one stream
+                                               (a transcript streamed through chat), the same as a
+                                               blocking answer
 
 Time: an invocation ends by its deadline (`Timeouts.invocation`, AIGW_INVOCATION_TIMEOUT, 540 s by
 default, below the 600 s Dify's plugin daemon allows one: PLUGIN_MAX_EXECUTION_TIMEOUT), and once a
