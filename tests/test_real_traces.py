@@ -34,6 +34,7 @@ from dify_plugin.errors.model import (
 
 from tests.conftest import adapter
 from tests.real_traces import (
+    BODIES_DIR,
     TRACES_DIR,
     Chat,
     Recording,
@@ -96,6 +97,8 @@ def test_every_recorded_body_is_replayed() -> None:
     assert len(RECORDINGS) >= 44
     unknown = [r.id for r in RECORDINGS if r.kind not in KINDS]
     assert not unknown, f"recordings of a model type these tests do not replay: {unknown}"
+    unlisted = sorted({body.name for body in BODIES_DIR.iterdir()} - {r.file for r in RECORDINGS})
+    assert not unlisted, f"bodies without a sources.json entry, so never replayed: {unlisted}"
 
 
 # ---------------------------------------------------------------------------------------------
