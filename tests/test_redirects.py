@@ -8,6 +8,9 @@ second request, to the redirect target, would find no answer and fail the test.
 
 from __future__ import annotations
 
+import io
+import wave
+
 import pytest
 from dify_plugin.entities.model.message import UserPromptMessage
 from dify_plugin.errors.model import InvokeBadRequestError
@@ -24,6 +27,17 @@ def _chat(stream: bool):
     return lambda c: list(adapter("llm").invoke("qwen-max", c, [UserPromptMessage(content="hi")], {}, stream=stream))
 
 
+def _wav() -> io.BytesIO:
+    audio = io.BytesIO()
+    with wave.open(audio, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(b"\0\0" * 160)
+    audio.seek(0)
+    return audio
+
+
 CALLS = {
     "llm-stream": ("/v1/chat/completions", _chat(True)),
     "llm-blocking": ("/v1/chat/completions", _chat(False)),
@@ -32,6 +46,11 @@ CALLS = {
         "/api/v1/services/rerank/text-rerank/text-rerank",
         lambda c: adapter("rerank").invoke("gte-rerank-v2", c, "q", ["doc"], None, None),
     ),
+    "speech2text": (
+        "/v1/audio/transcriptions",
+        lambda c: adapter("speech2text").invoke("whisper-large-v3", c, _wav()),
+    ),
+    "tts": ("/v1/audio/speech", lambda c: list(adapter("tts").invoke("tts-1", "tenant", c, "hello", "alloy"))),
 }
 
 
