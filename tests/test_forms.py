@@ -121,22 +121,44 @@ def test_every_field_a_user_types_into_says_what_to_type_in_its_placeholder() ->
             assert all(placeholder.get(lang) for lang in LANGUAGES), f"{name} form, {field['variable']}"
 
 
-def test_the_guidance_in_a_fields_help_is_also_in_its_label_or_placeholder_or_options() -> None:
-    """A help text is a bonus: the numbers and names it gives (defaults, limits, option names) show elsewhere too."""
+def _shown(field: dict[str, Any], lang: str = "en_US") -> str:
+    """What Dify's form shows of a field: its label, placeholder and option labels (never its help)."""
+    texts = [(field.get("label") or {}).get(lang, ""), (field.get("placeholder") or {}).get(lang, "")]
+    return " ".join([*texts, *((o.get("label") or {}).get(lang, "") for o in field.get("options", []))])
+
+
+def test_a_field_with_help_shows_something_without_it() -> None:
+    """A help text is a bonus: each field with one has a label, and the two options fields point at the README."""
     for _, field in _fields():
         help_text = (field.get("help") or {}).get("en_US")
         if not help_text:
             continue
-        shown = " ".join(
-            [
-                (field.get("label") or {}).get("en_US", ""),
-                (field.get("placeholder") or {}).get("en_US", ""),
-                *((o.get("label") or {}).get("en_US", "") for o in field.get("options", [])),
-            ]
-        )
+        shown = _shown(field)
         assert shown.strip(), field["variable"]
         if field["variable"].endswith("_options"):
             assert "name=value" in shown and "README" in shown, field["variable"]
+
+
+# What a user cannot get right from the label alone, and Dify drops help: in words each language has.
+MUST_SHOW = {
+    "jwt_jwks": {"en_US": "private key", "zh_Hans": "私钥", "ja_JP": "秘密鍵", "pt_BR": "chave privada"},
+    "model_options": {
+        "en_US": "per 1M tokens",
+        "zh_Hans": "每百万 token",
+        "ja_JP": "100 万トークン",
+        "pt_BR": "1M tokens",
+    },
+}
+
+
+def test_what_a_help_text_says_a_user_must_know_is_shown_without_it() -> None:
+    """An asymmetric JWT consumer signs with its private key, not the JWKS it uploaded; prices are per 1M tokens."""
+    seen = set()
+    for form, field in _fields():
+        for lang, words in MUST_SHOW.get(field["variable"], {}).items():
+            assert words in _shown(field, lang), f"{form} form, {field['variable']}, {lang}"
+            seen.add(field["variable"])
+    assert seen == set(MUST_SHOW)
 
 
 # ---------------------------------------------------------------------------------------------
