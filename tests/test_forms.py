@@ -9,6 +9,7 @@ forms through it, so they see the credentials a real Dify would send.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from typing import Any
@@ -40,6 +41,10 @@ GATEWAY = {"endpoint_url": "https://gw.example.com/v1", "auth_method": "api_key"
 
 def provider_yaml() -> dict[str, Any]:
     return yaml.safe_load((PLUGIN_ROOT / "provider_configs/dify/provider.yaml").read_text(encoding="utf-8"))
+
+
+def developing_md() -> str:
+    return " ".join((PLUGIN_ROOT / "DEVELOPING.md").read_text(encoding="utf-8").split())
 
 
 def forms() -> dict[str, list[dict[str, Any]]]:
@@ -84,6 +89,12 @@ def _fields() -> Iterator[tuple[str, dict[str, Any]]]:
 def test_each_form_has_at_most_32_fields(form: str) -> None:
     # The daemon counts entries: a variable repeated with another show_on counts each time.
     assert len(forms()[form]) <= MAX_FIELDS
+
+
+def test_developing_md_gives_the_forms_field_counts_as_they_are() -> None:
+    stated = re.search(r"the provider form has (\d+) fields and the model form (\d+)", developing_md())
+    assert stated, "DEVELOPING.md no longer says how many fields each form has"
+    assert (int(stated[1]), int(stated[2])) == (len(forms()["provider"]), len(forms()["model"]))
 
 
 def test_every_show_on_has_at_most_16_conditions_and_names_a_field_of_its_form() -> None:
