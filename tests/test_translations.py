@@ -108,6 +108,20 @@ def test_the_readme_has_a_chinese_translation_dify_can_serve() -> None:
     assert Path(readme).stat().st_size > 0.5 * len(english.encode("utf-8"))
 
 
+def _symptoms(readme: str, heading: str) -> list[str]:
+    """The first quoted message in the symptom cell of each row of a README's troubleshooting table."""
+    table = readme.partition(heading)[2].partition("\n## ")[0]
+    cells = [row.split(" | ")[0] for row in table.splitlines() if row.startswith("| ")]
+    return [cell.split("`")[1] for cell in cells if "`" in cell]
+
+
+def test_the_chinese_readme_explains_every_error_message_the_english_one_does() -> None:
+    english = _symptoms((PLUGIN_ROOT / "README.md").read_text(encoding="utf-8"), "\n## Troubleshooting")
+    chinese = _symptoms((PLUGIN_ROOT / "readme" / "README_zh_Hans.md").read_text(encoding="utf-8"), "\n## 故障排查")
+    assert len(english) > 10
+    assert [message for message in english if message not in chinese] == []
+
+
 def test_the_chinese_readme_lists_the_models_generated_like_the_english_one() -> None:
     from adapters.catalog.generator import README_END, README_START, README_TABLES, catalog_table
     from adapters.catalog.loader import default_catalog
