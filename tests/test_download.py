@@ -15,9 +15,11 @@ import pytest
 from dify_plugin.errors.model import InvokeBadRequestError, InvokeServerUnavailableError
 
 from adapters.gateway import download
+from adapters.gateway.limits import DOWNLOAD_LIMIT, MIB, describe
 from adapters.gateway.transport import session_for
 from tests.conftest import TEST_KEY, Gateway, adapter
 from tests.emulator import Request, Response, make_wav, serve
+from tests.emulator.bounds import mib_pieces
 
 QWEN_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
 
@@ -123,6 +125,38 @@ def test_a_url_with_credentials_is_refused(front) -> None:
     with pytest.raises(InvokeServerUnavailableError, match="carries a user name or password") as caught:
         front.speak()
     assert "pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/a.wav", "gopher://127.0.0.1:6379/_INFO"])
+def test_only_http_and_https_urls_are_fetched(front, url: str) -> None:
+    front.url = url
+    with pytest.raises(InvokeServerUnavailableError, match=r"the URL of the audio is not an http\(s\) URL"):
+        front.speak()
+
+
+def _past_the_download_bound(request: Request) -> Response:
+    """Audio that goes on a MiB past the bound (generated as it is sent)."""
+    return Response(200, [("Content-Type", "audio/wav")], mib_pieces(DOWNLOAD_LIMIT // MIB + 1))
+
+
+def test_audio_past_the_download_bound_is_cut_on_another_origin(front) -> None:
+    with serve(_past_the_download_bound) as other:
+        front.url = other + "/a.wav"
+        with pytest.raises(InvokeBadRequestError, match=f"larger than the {describe(DOWNLOAD_LIMIT)} the plugin reads"):
+            front.speak()
+
+
+def test_audio_past_the_download_bound_is_cut_on_the_gateways_origin(front) -> None:
+    """The gateway's own origin is read with its auth and retries, and within the same bound."""
+    emulator = front.gateway.emulator
+
+    def gateway_with_big_files(request: Request) -> Response:
+        return _past_the_download_bound(request) if request.path == "/big.wav" else emulator(request)
+
+    front.gateway = Gateway(gateway_with_big_files, front.gateway.base_url)  # type: ignore[arg-type]
+    front.url = "http://127.0.0.1:{port}/big.wav"
+    with pytest.raises(InvokeBadRequestError, match=f"larger than the {describe(DOWNLOAD_LIMIT)} the plugin reads"):
+        front.speak()
 
 
 def test_a_public_name_is_connected_to_the_address_that_was_checked(gateway, monkeypatch) -> None:
