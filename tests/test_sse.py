@@ -7,13 +7,15 @@ reader in tests/test_real_traces.py.
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from dify_plugin.errors.model import InvokeServerUnavailableError
 
-from adapters.gateway.sse import EventStream, iter_lines
+from adapters.gateway.sse import EventStream, LineTooLongError, iter_lines
 
 _REQUEST = httpx.Request("POST", "http://gw/v1/chat/completions")
 
@@ -128,3 +130,19 @@ def test_an_event_that_is_not_a_json_object_is_an_unusable_answer(body: bytes, p
     with pytest.raises(InvokeServerUnavailableError, match="unusable") as caught:
         _read(body)
     assert problem in str(caught.value)
+
+
+def test_a_line_without_end_is_cut_as_soon_as_it_passes_the_limit() -> None:
+    """Pieces of a line that never ends are not kept past the limit (a 400 MiB line once took the
+    process to 1.4 GB): the reader stops within one piece of it, not at the end of the body."""
+    read = 0
+
+    def pieces() -> Iterator[str]:
+        nonlocal read
+        for _ in range(1000):
+            read += 1
+            yield "x" * 1024
+
+    with pytest.raises(LineTooLongError):
+        list(iter_lines(itertools.chain(["data: first\n"], pieces()), limit=10_000))
+    assert read == 10
