@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
+import re
 import shutil
 import subprocess
 import sys
@@ -374,3 +376,17 @@ def test_the_unpacked_package_runs_from_a_fresh_venv(packaged_plugin: PluginProc
     # The generator is not shipped, and the shipped YAML matches the shipped sources (no staleness warning).
     assert not (plugin.plugin_dir / "adapters/catalog/generator.py").exists()
     assert not [log for log in plugin.logs if "out of date" in log.get("message", "")]
+
+
+def test_every_link_of_the_readmes_dify_shows_resolves_inside_the_package(unpacked: Path) -> None:
+    """Dify shows README.md and readme/*.md from the package: a relative link must land in it too."""
+    names = _files(unpacked)
+    broken = []
+    for readme in sorted(n for n in names if n == "README.md" or (n.startswith("readme/") and n.endswith(".md"))):
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", (unpacked / readme).read_text(encoding="utf-8")):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            resolved = posixpath.normpath(posixpath.join(posixpath.dirname(readme), target))
+            if resolved not in names and not any(n.startswith(f"{resolved}/") for n in names):
+                broken.append(f"{readme} -> {target}")
+    assert broken == []
