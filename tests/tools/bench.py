@@ -14,11 +14,14 @@ the same answer bytes (parsing each JSON answer and each stream event). The one 
 all 64 texts. A do-nothing SDK plugin (tests/tools/sdk_floor.py) driven the same way is the stdio
 floor, and the reference for start-up.
 
-Methods are interleaved in rounds (the order flips every round) and medians are reported, because
-the machine is small and shared. Nothing here asserts timings; the table says which targets hold.
-The table is printed and written to bench-results/latest.md.
+The plugin and the raw client take turns call by call, in rounds (who goes first alternates and
+flips every round), and medians are reported, because the machine is small and shared. Nothing here
+asserts timings; the tables say which targets hold. Every figure is printed per shape and
+transport first, then the linearity table, then the table of issue 14's rows (what the README
+quotes) and the machine line; all of it is written to bench-results/latest.md. The plugin's peak
+RSS under load comes from tests/tools/load.py (make load, its flood shortened) in a child process.
 
-    python -m tests.tools.bench [--rounds 5] [--spawns 5] [--plugin-dir DIR] [--out FILE]
+    python -m tests.tools.bench [--rounds 5] [--spawns 5] [--load-flood 10] [--plugin-dir DIR] [--out FILE]
 
 `--plugin-dir` benchmarks another checkout of the plugin (e.g. a `git worktree` of an older commit)
 with this benchmark and this emulator: before/after numbers from one tool.
@@ -458,52 +461,52 @@ class Transport:
         self.streams = {stream.key: StreamSamples(cpu=CpuMeter(pid)) for stream in streams}
 
 
-def _plugin_calls(plugin: PluginProcess, call: Call, data: dict, samples: Samples, count: int) -> None:
+def _plugin_call(plugin: PluginProcess, call: Call, data: dict, samples: Samples) -> None:
     # The answer's last line is when Dify has all of it (one line, but for speech's audio pieces).
-    samples.plugin += [last_item_seconds(plugin.collect(call.action, data, timeout=120)) for _ in range(count)]
+    samples.plugin.append(last_item_seconds(plugin.collect(call.action, data, timeout=120)))
 
 
-def _raw_calls(raw: RawClient, call: Call, samples: Samples, count: int) -> None:
-    samples.raw += [raw.call(call.wires) for _ in range(count)]
+def _raw_call(raw: RawClient, call: Call, samples: Samples) -> None:
+    samples.raw.append(raw.call(call.wires))
 
 
-def _plugin_streams(plugin: PluginProcess, data: dict, measured: StreamSamples, count: int) -> None:
-    for _ in range(count):
-        with measured.cpu.section():
-            result = plugin.collect("invoke_llm", data, timeout=120)
-        measured.first.plugin.append(first_item_seconds(result))
-        measured.total.plugin.append(last_item_seconds(result))
-        measured.dify_chunks = len(result.items)
+def _plugin_stream(plugin: PluginProcess, data: dict, measured: StreamSamples) -> None:
+    with measured.cpu.section():
+        result = plugin.collect("invoke_llm", data, timeout=120)
+    measured.first.plugin.append(first_item_seconds(result))
+    measured.total.plugin.append(last_item_seconds(result))
+    measured.dify_chunks = len(result.items)
 
 
-def _raw_streams(raw: RawClient, stream: Stream, measured: StreamSamples, count: int) -> None:
+def _raw_stream(raw: RawClient, stream: Stream, measured: StreamSamples) -> None:
     assert stream.wire is not None
-    for _ in range(count):
-        first, total, events = raw.stream(stream.wire)
-        if events < stream.chunks:
-            raise RuntimeError(f"the raw {stream.key} stream had {events} events")
-        measured.first.raw.append(first)
-        measured.total.raw.append(total)
+    first, total, events = raw.stream(stream.wire)
+    if events < stream.chunks:
+        raise RuntimeError(f"the raw {stream.key} stream had {events} events")
+    measured.first.raw.append(first)
+    measured.total.raw.append(total)
 
 
 def run_round(
     plugin: PluginProcess, t: Transport, calls: list[Call], streams: list[Stream], *, flip: bool, warm_up: bool = False
 ) -> None:
-    """Each scenario once: the plugin's calls and the raw client's, in an order that flips every round."""
-    pairs: list[tuple[Callable[[], None], Callable[[], None]]] = []
+    """Each scenario's calls, the plugin's and the raw client's taking turns one by one (who goes first
+    alternates, and flips every round), so a burst of load on this shared machine hits both sides alike."""
+    pairs: list[tuple[Callable[[], None], Callable[[], None], int]] = []
     for call in calls:
         if not call.long or t.name == "HTTP":
             samples, count = t.calls[call.key], 1 if warm_up else call.repeat
-            pairs.append((partial(_plugin_calls, plugin, call, call.data(t.base_url), samples, count),
-                          partial(_raw_calls, t.raw, call, samples, count)))  # fmt: skip
+            pairs.append((partial(_plugin_call, plugin, call, call.data(t.base_url), samples),
+                          partial(_raw_call, t.raw, call, samples), count))  # fmt: skip
     for stream in streams:
         if not stream.long or t.name == "HTTP":
             measured, count = t.streams[stream.key], 1 if warm_up else stream.repeat
-            pairs.append((partial(_plugin_streams, plugin, stream.data(t.base_url), measured, count),
-                          partial(_raw_streams, t.raw, stream, measured, count)))  # fmt: skip
-    for plugin_side, raw_side in pairs:
-        for run in (raw_side, plugin_side) if flip else (plugin_side, raw_side):
-            run()
+            pairs.append((partial(_plugin_stream, plugin, stream.data(t.base_url), measured),
+                          partial(_raw_stream, t.raw, stream, measured), count))  # fmt: skip
+    for plugin_side, raw_side, count in pairs:
+        for turn in range(count):
+            for run in (raw_side, plugin_side) if (turn % 2 == 1) != flip else (plugin_side, raw_side):
+                run()
 
 
 @dataclass
@@ -587,10 +590,9 @@ FLAT = 1.2  # "flat": the cost per unit grows by at most a fifth from the smalle
 
 
 def _range(values: list[float], unit: str, digits: int = 2, sign: str = "") -> str:
-    low, high = min(values), max(values)
-    if f"{low:.{digits}f}" == f"{high:.{digits}f}":
-        return f"{sign}{low:.{digits}f}{unit}"
-    return f"{sign}{low:.{digits}f} to {sign}{high:.{digits}f}{unit}"
+    """`low to high` (one figure when they round alike); sign "+" shows every figure's sign."""
+    low, high = (f"{value:{sign}.{digits}f}" for value in (min(values), max(values)))
+    return f"{low}{unit}" if low == high else f"{low} to {high}{unit}"
 
 
 @dataclass
@@ -625,13 +627,13 @@ class Results:
         for t in self.transports:
             chat = t.calls["chat"]
             rows.append(Row(f"{labels['chat'].label}, {t.name}", _ms(chat.raw), f"{_ms(chat.plugin)}, "
-                            f"+{chat.added_ms:.2f} ms", "≤ raw + 1.0 ms", chat.added_ms <= 1.0))  # fmt: skip
+                            f"{chat.added_ms:+.2f} ms", "≤ raw + 1.0 ms", chat.added_ms <= 1.0))  # fmt: skip
             for stream in self.short_streams:
                 s = t.streams[stream.key]
                 per_chunk = s.per_chunk_ms(self.idle_rate, stream.chunks)
                 name = f"{stream.chunks}-chunk stream, {stream.shape.name} ({stream.shape.what}), {t.name}"
                 rows += [
-                    Row(f"{name}: first chunk", _ms(s.first.raw), f"{_ms(s.first.plugin)}, +{s.first.added_ms:.2f} ms",
+                    Row(f"{name}: first chunk", _ms(s.first.raw), f"{_ms(s.first.plugin)}, {s.first.added_ms:+.2f} ms",
                         "≤ raw + 2 ms", s.first.added_ms <= 2.0),
                     Row(f"{name}: whole stream", _ms(s.total.raw), f"{_ms(s.total.plugin)}, {s.total.ratio:.2f}x",
                         "≤ 1.8x raw", s.total.ratio <= 1.8),
@@ -644,7 +646,7 @@ class Results:
                             embed.ratio <= 1.5))  # fmt: skip
             for key in ("rerank", "stt", "tts"):
                 s = t.calls[key]
-                rows.append(Row(f"{labels[key].label}, {t.name}", _ms(s.raw), f"{_ms(s.plugin)}, +{s.added_ms:.2f} ms",
+                rows.append(Row(f"{labels[key].label}, {t.name}", _ms(s.raw), f"{_ms(s.plugin)}, {s.added_ms:+.2f} ms",
                                 "≤ raw + 1.0 ms", s.added_ms <= 1.0))  # fmt: skip
         http = self.transports[0]
         for stream in self.streams:
@@ -704,7 +706,7 @@ class Results:
         others = [[t.calls[key] for t in ts] for key in ("rerank", "stt", "tts")]
         return [
             Row(f"blocking chat, overhead over raw ({names})", " / ".join(f"{median(c.raw) * 1000:.2f}" for c in chats)
-                + " ms", " / ".join(f"+{c.added_ms:.2f}" for c in chats) + " ms", "≤ 1.0 / 1.0 ms",
+                + " ms", " / ".join(f"{c.added_ms:+.2f}" for c in chats) + " ms", "≤ 1.0 / 1.0 ms",
                 all(c.added_ms <= 1.0 for c in chats)),
             Row(f"{STREAM_CHUNKS}-chunk stream of recorded shapes, total ({len(self.short_streams)} shapes × {names})",
                 "1x (" + _range([median(m.total.raw) * 1000 for _, _, m in streams], " ms", 1) + ")",
@@ -729,7 +731,7 @@ class Results:
                 self.peak_rss_mib <= 256 and self.load_peak_rss_mib <= 300),
             Row(f"rerank / speech-to-text / text-to-speech, overhead over raw ({names})",
                 "; ".join(" / ".join(f"{median(s.raw) * 1000:.2f}" for s in samples) + " ms" for samples in others),
-                "; ".join(" / ".join(f"+{s.added_ms:.2f}" for s in samples) + " ms" for samples in others),
+                "; ".join(" / ".join(f"{s.added_ms:+.2f}" for s in samples) + " ms" for samples in others),
                 "≤ 1.0 ms each", all(s.added_ms <= 1.0 for samples in others for s in samples)),
         ]  # fmt: skip
 
