@@ -146,6 +146,7 @@ def test_the_readme_dify_shows_is_for_dify_users_and_developers_have_their_own()
         "Models",
         "Troubleshooting",
         "Privacy",
+        "Performance",
         "Development",
     ]
     developing = _headings("DEVELOPING.md") + _headings("DEVELOPING.md", "### ")

@@ -725,7 +725,7 @@ class Results:
                 f"SDK floor: {median(hb.raw):.2f} / {median(answer.raw):.2f} s",
                 f"{median(hb.plugin):.2f} / {median(answer.plugin):.2f} s", "≤ 0.8 / 3.0 s",
                 median(hb.plugin) <= 0.8 and median(answer.plugin) <= 3.0),
-            Row("peak RSS after the bench / under `make load`",
+            Row("peak RSS after the bench / under load (100 concurrent streams)",
                 f"SDK floor: {median(self.startup.floor_rss_mib):.0f} MiB",
                 f"{self.peak_rss_mib:.0f} / {self.load_peak_rss_mib:.0f} MiB", "≤ 256 / 300 MiB",
                 self.peak_rss_mib <= 256 and self.load_peak_rss_mib <= 300),
