@@ -28,6 +28,8 @@ from typing import Any, Final
 from pydantic import BaseModel
 from pydantic_core import to_json
 
+from adapters.cooperative import give_way
+
 DAEMON_LINE_LIMIT: Final = 5 * 1024 * 1024
 # The envelope around a result ({"event":"session","session_id":"<uuid>","data":{"type":"stream",
 # "data":…}}), the line end and the blank line after it take ~110 bytes; rounded up generously.
@@ -52,8 +54,9 @@ _EMBEDDING_RESULT_FRAME_BYTES: Final = 1024
 
 def serialized_size(value: Any) -> int:
     """Bytes of `value` as the SDK writes it: pydantic's JSON, UTF-8."""
+    # The serializer's bytes, not model_dump_json()'s str: encoding that again copied the whole answer.
     if isinstance(value, BaseModel):
-        return len(value.model_dump_json().encode())
+        return len(value.__pydantic_serializer__.to_json(value))
     return len(to_json(value))
 
 
@@ -65,7 +68,9 @@ def oversize(value: Any, worst_case: int) -> int | None:
     """
     if worst_case <= MAX_RESULT_BYTES:
         return None
+    give_way()  # serializing megabytes is a stage of its own: not added to the parse before it
     size = serialized_size(value)
+    give_way()
     return size if size > MAX_RESULT_BYTES else None
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from dify_plugin.errors.model import InvokeError
 
+from adapters.cooperative import give_way
 from adapters.dialects.kinds import EmbeddingBatch
 from adapters.gateway.errors import stream_error, why_unreadable
 
@@ -35,13 +36,20 @@ def route_path(response: httpx.Response) -> str:
 
 @contextmanager
 def unusable_answer(path: str, what: str = "the answer") -> Iterator[None]:
-    """Maps anything raised while reading `what` to 'the answer is unusable' (InvokeErrors pass)."""
+    """Maps anything raised while reading `what` to 'the answer is unusable' (InvokeErrors pass).
+
+    Reading an answer is a stage of its own (LiteLLM's parse of a multi-megabyte body is one long
+    run of C and Python), so the hub gets its turn before and after it: stages run back to back
+    would hold the hub for their sum.
+    """
+    give_way()
     try:
         yield
     except InvokeError:
         raise
     except Exception as exc:
         raise unreadable(path, what, exc) from exc
+    give_way()
 
 
 def unreadable(path: str, what: str, exc: Exception) -> InvokeError:
@@ -52,10 +60,12 @@ def unreadable(path: str, what: str, exc: Exception) -> InvokeError:
 def json_answer(response: httpx.Response) -> dict[str, Any]:
     """The JSON object of a 2xx answer."""
     path = route_path(response)
+    give_way()
     try:
         data = response.json()
     except ValueError as exc:
         raise stream_error(path, f"the body is not JSON ({body_size(response)})") from exc
+    give_way()
     if not isinstance(data, dict):
         raise stream_error(path, f"expected a JSON object, got a JSON {type(data).__name__}")
     return data
@@ -120,7 +130,10 @@ def embedding_batch(
 ) -> EmbeddingBatch:
     """The vectors of (input index, embedding) pairs in input order, every input given exactly one."""
     found = by_index(pairs, count, path, "embedding", complete=True)
-    vectors = [_vector(found[i], i, path) for i in range(count)]
+    vectors = []
+    for i in range(count):
+        give_way()  # checking 16 MiB of floats takes ~0.1 s: a turn between vectors
+        vectors.append(_vector(found[i], i, path))
     if dimensions and any(len(v) != dimensions for v in vectors):
         sizes = sorted({len(v) for v in vectors})
         raise stream_error(path, f"{dimensions} dimensions were asked for, the vectors have {sizes}")

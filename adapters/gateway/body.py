@@ -19,13 +19,14 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import gevent
 import httpx
 from dify_plugin.errors.model import InvokeBadRequestError, InvokeConnectionError
 
 from adapters.cooperative import give_way
+from adapters.gateway.json_pieces import loads_in_pieces
 from adapters.gateway.limits import ANSWER_LIMITS, INVOCATION_TIMEOUT_VARIABLE, PROGRESS_BYTES, describe
 
 _PIECE: Final = 64 * 1024  # the most decoded bytes one inflate step produces
@@ -256,15 +257,27 @@ def read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
     return b"".join(parts)
 
 
+class ReadAnswer(httpx.Response):
+    """An answer read whole, whose `json()` parses it in pieces (adapters/gateway/json_pieces.py).
+
+    LiteLLM's answer parsers and the plugin's own both call `json()`, so every JSON answer read
+    whole gives the hub its turns while it is parsed.
+    """
+
+    def json(self, **kwargs: Any) -> Any:
+        return loads_in_pieces(self.content) if not kwargs else super().json(**kwargs)
+
+
 def finished(response: httpx.Response, limit: int, what: str) -> httpx.Response:
     """The answer read whole within `limit`, as a closed response whose body is already decoded."""
     body = read_limited(response, limit, what)
+    give_way()  # joining megabytes of pieces is a stage of its own
     headers = [
         (name, value)
         for name, value in response.headers.multi_items()
         if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
     ]
-    return httpx.Response(
+    return ReadAnswer(
         response.status_code,
         headers=headers,
         content=body,
