@@ -35,7 +35,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("adapters.catalog",),
     ("adapters.dialects",),
     ("adapters.engine", "adapters.gateway"),
-    ("adapters.credentials", "adapters.cooperative", "adapters.message_size"),
+    ("adapters.credentials", "adapters.message_size"),
+    ("adapters.cooperative",),  # below message_size: measuring a result's size gives the hub its turns
 )
 ADAPTERS = PLUGIN_ROOT / "adapters"
 
