@@ -56,12 +56,9 @@ def _object(text: str, at: int) -> tuple[dict[str, Any], int]:
             members[key], at = _array(text, at + 1)
         else:
             members[key], at = _DECODER.raw_decode(text, at)
-        at = _skip_space(text, at)
-        if text.startswith("}", at):
-            return members, at + 1
-        if not text.startswith(",", at):
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
-        at = _skip_space(text, at + 1)
+        ended, at = _next_item(text, at, "}")
+        if ended:
+            return members, at
 
 
 def _array(text: str, at: int) -> tuple[list[Any], int]:
@@ -74,12 +71,20 @@ def _array(text: str, at: int) -> tuple[list[Any], int]:
         element, at = _DECODER.raw_decode(text, at)
         elements.append(element)
         give_way()
-        at = _skip_space(text, at)
-        if text.startswith("]", at):
-            return elements, at + 1
-        if not text.startswith(",", at):
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
-        at = _skip_space(text, at + 1)
+        ended, at = _next_item(text, at, "]")
+        if ended:
+            return elements, at
+
+
+def _next_item(text: str, at: int, close: str) -> tuple[bool, int]:
+    """After a member or an element: (True, the index after `close`) at the end, else (False, the
+    index where the next one starts)."""
+    at = _skip_space(text, at)
+    if text.startswith(close, at):
+        return True, at + 1
+    if not text.startswith(",", at):
+        raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
+    return False, _skip_space(text, at + 1)
 
 
 def _skip_space(text: str, at: int) -> int:
