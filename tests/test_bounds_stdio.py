@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from adapters.gateway.limits import ANSWER_LIMITS, TTS_HELD_AUDIO_LIMIT
 from tests.conftest import PLUGIN_ROOT, TEST_KEY
 from tests.stdio_driver import PluginProcess, PluginSessionError, chat_data
 
@@ -74,3 +75,34 @@ def test_the_plugin_stays_under_its_declared_memory_and_gives_it_back(plugin, _e
     peak = _status_mib(plugin.pid, "VmHWM")
     assert peak < _declared_memory_mib(), f"peak {peak:.0f} MiB (baseline {baseline:.0f}, after {after})"
     assert plugin.is_alive()
+
+
+# qwen-tts pieces whose every audio file is 31 MiB: inside the 32 MiB bound of one piece, so none is
+# an error, but five synthesized ahead plus the one being sent would be ~190 MiB of audio.
+TTS_PIECES = 8
+TTS_PIECE_MIB = 31
+
+
+def test_a_long_speech_of_large_pieces_holds_the_audio_budget_and_no_more(_emulator) -> None:
+    """What one TTS invocation holds is the audio budget plus the piece being waited for
+    (adapters/models/tts/held_audio.py), whatever the pieces' sizes and the workers ahead."""
+    _, base_url = _emulator
+    # One sentence per piece: two of them would pass qwen-tts' word_limit of 512 characters.
+    text = " ".join(f"{'word ' * 60}number {index}." for index in range(TTS_PIECES))
+    speech = {"model": "qwen-tts", "content_text": text, "voice": "", "tenant_id": "t"}
+    warm_up = {**speech, "content_text": "warm up", "credentials": _credentials(base_url, "")}
+    with PluginProcess.start(PLUGIN_ROOT) as plugin:
+        plugin.request("invoke_tts", warm_up, provider=PROVIDER, timeout=60)
+        baseline = _status_mib(plugin.pid, "VmRSS")
+        data = {**speech, "credentials": _credentials(base_url, f"/_fault/audio-{TTS_PIECE_MIB}")}
+        with plugin.stream("invoke_tts", data, provider=PROVIDER, timeout=120) as session:
+            session.keep_items = False
+            received = sum(len(item["result"]) // 2 for item in session)
+        peak = _status_mib(plugin.pid, "VmHWM")
+        assert plugin.is_alive()
+    header = 44  # the first piece's header stays; the others give only their frames
+    assert received == TTS_PIECES * (TTS_PIECE_MIB * MIB - header) + header
+    held_at_most = (TTS_HELD_AUDIO_LIMIT + ANSWER_LIMITS["tts"]) / MIB + RSS_SLACK_MIB
+    shown = f"peak {peak:.0f} MiB, baseline {baseline:.0f} MiB, {TTS_PIECES} pieces of {TTS_PIECE_MIB} MiB"
+    assert peak - baseline <= held_at_most, shown
+    assert peak < _declared_memory_mib(), shown

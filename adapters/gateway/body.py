@@ -67,6 +67,9 @@ class Budget:
 
     model_type: str
     deadline: Deadline
+    # Called with the size of each decoded piece of an answer before it is kept, by whoever reads it
+    # whole: where a TTS piece waits while its invocation holds too much audio (models/tts/held_audio.py).
+    hold: Callable[[int], None] | None = None
 
     @property
     def answer_limit(self) -> int:
@@ -242,8 +245,9 @@ def decoded_text(response: httpx.Response) -> Iterator[str]:
         yield text
 
 
-def read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
-    """The whole decoded body, or InvokeBadRequestError once it passes `limit` bytes; closes the response."""
+def read_limited(response: httpx.Response, limit: int, what: str, hold: Callable[[int], None] | None = None) -> bytes:
+    """The whole decoded body, or InvokeBadRequestError once it passes `limit` bytes; closes the response.
+    `hold(size)` is told of each piece before it is kept (and may wait there)."""
     parts: list[bytes] = []
     size = 0
     try:
@@ -251,6 +255,8 @@ def read_limited(response: httpx.Response, limit: int, what: str) -> bytes:
             size += len(piece)
             if size > limit:
                 raise too_large(response.request, limit, what)
+            if hold is not None:
+                hold(len(piece))
             parts.append(piece)
     finally:
         response.close()
@@ -268,9 +274,11 @@ class ReadAnswer(httpx.Response):
         return loads_in_pieces(self.content) if not kwargs else super().json(**kwargs)
 
 
-def finished(response: httpx.Response, limit: int, what: str) -> httpx.Response:
+def finished(
+    response: httpx.Response, limit: int, what: str, hold: Callable[[int], None] | None = None
+) -> httpx.Response:
     """The answer read whole within `limit`, as a closed response whose body is already decoded."""
-    body = read_limited(response, limit, what)
+    body = read_limited(response, limit, what, hold)
     give_way()  # joining megabytes of pieces is a stage of its own
     headers = [
         (name, value)

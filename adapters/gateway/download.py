@@ -100,7 +100,7 @@ def fetch(
     if _origin(target) in {_origin(gateway) for gateway in gateways}:
         # The gateway's own origin: its auth and error mapping.
         request = session.client.build_request("GET", target)
-        response = session.send_request(request, deadline=deadline, limit=DOWNLOAD_LIMIT, what=what)
+        response = session.send_request(request, deadline=deadline, limit=DOWNLOAD_LIMIT, what=what, hold=budget.hold)
         return _checked(response, response.content, what, where, route_path, wanted)
     request = _pinned_request(session, target, gateways, what, route_path)
     bind(request, deadline, session.config.timeouts.read, session.config.timeouts.read_limit())
@@ -113,7 +113,8 @@ def fetch(
         if not response.is_success:
             response.close()
             raise stream_error(route_path, f"downloading {what} from {where} answered HTTP {response.status_code}")
-        return _checked(response, read_limited(response, DOWNLOAD_LIMIT, what), what, where, route_path, wanted)
+        body = read_limited(response, DOWNLOAD_LIMIT, what, budget.hold)
+        return _checked(response, body, what, where, route_path, wanted)
     except httpx.HTTPError as exc:
         raise InvokeConnectionError(f"Downloading {what} from {where} failed: {exc}") from exc
 

@@ -15,6 +15,9 @@ of a few MB on the wire may inflate to gigabytes.
     JSON answer, speech2text       16 MiB      a verbose transcript of a 25 MB upload with word timings
     audio of one TTS piece         32 MiB      4,096 characters spoken as 24 kHz 16-bit WAV (~15 MB);
                                                the same bound applies to a downloaded audio file
+    audio one TTS invocation holds 64 MiB      the pieces synthesized ahead of the one being sent wait
+    (read, not yet sent)                       past it, the next piece to send never does: at most
+                                               64 MiB + one piece (32 MiB) whatever the pieces' sizes
     error body                     64 KiB      the gateway's error words (an HTML page is cut, not read)
     one SSE event (its lines)      16 Mi chars a backend that sends a whole answer or tool call as one
                                                event: tool-call arguments are JSON inside JSON, so
@@ -48,6 +51,7 @@ ANSWER_LIMITS: Final = MappingProxyType(
     }
 )
 DOWNLOAD_LIMIT: Final = ANSWER_LIMITS["tts"]
+TTS_HELD_AUDIO_LIMIT: Final = 64 * MIB
 ERROR_BODY_LIMIT: Final = 64 * KIB
 EVENT_LIMIT: Final = 16 * MIB
 STREAM_TEXT_LIMIT: Final = 16 * MIB

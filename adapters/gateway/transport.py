@@ -108,6 +108,7 @@ class _Reading:
     limit: int
     what: str
     stream: bool
+    hold: Callable[[int], None] | None = None  # Budget.hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,14 +198,22 @@ class GatewaySession:
             mark(request, added=added, secret=extra)
             return request
 
-        return self._send(build, _Reading(budget.deadline, budget.answer_limit, budget.answers, stream))
+        return self._send(build, _Reading(budget.deadline, budget.answer_limit, budget.answers, stream, budget.hold))
 
     def send_request(
-        self, request: httpx.Request, *, deadline: Deadline, limit: int, what: str, stream: bool = False
+        self,
+        request: httpx.Request,
+        *,
+        deadline: Deadline,
+        limit: int,
+        what: str,
+        stream: bool = False,
+        hold: Callable[[int], None] | None = None,
     ) -> httpx.Response:
         """Send a request whose URL is fixed (a file on the gateway's origin): retried and moved across
         keys like any other, never to another endpoint; read as `send` reads (`what` names the bound)."""
-        return self._send(lambda _endpoint: request, _Reading(deadline, limit, what, stream), fixed_url=True)
+        reading = _Reading(deadline, limit, what, stream, hold)
+        return self._send(lambda _endpoint: request, reading, fixed_url=True)
 
     def _send(self, build: Build, reading: _Reading, fixed_url: bool = False) -> httpx.Response:
         """Nothing waits past the deadline: not the answer, not a retry's pause, not a read of the body.
@@ -215,7 +224,7 @@ class GatewaySession:
             if reading.stream:
                 return response
             try:
-                return finished(response, reading.limit, reading.what)
+                return finished(response, reading.limit, reading.what, reading.hold)
             except InvokeError as exc:  # a bound passed while the body was read
                 self.log_broken_answer(response, exc)
                 raise

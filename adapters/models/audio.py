@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import struct
 import wave
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from adapters.message_size import AUDIO_BYTES_PER_CHUNK as DAEMON_CHUNK
@@ -78,9 +78,11 @@ def silence_wav(seconds: float = 0.1, rate: int = 16000) -> bytes:
     return buffer.getvalue()
 
 
-def daemon_chunks(audio: bytes, size: int = DAEMON_CHUNK) -> Iterator[bytes]:
-    for start in range(0, len(audio), size):
-        yield audio[start : start + size]
+def daemon_chunks(parts: Iterable[bytes | memoryview], size: int = DAEMON_CHUNK) -> Iterator[bytes]:
+    """The parts' bytes in chunks of at most `size` (a chunk never spans two parts)."""
+    for part in parts:
+        for start in range(0, len(part), size):
+            yield bytes(part[start : start + size])
 
 
 def is_audio(content_type: str, body: bytes) -> bool:
@@ -88,13 +90,34 @@ def is_audio(content_type: str, body: bytes) -> bool:
     return content_type.lower().startswith("audio/") or sniff_audio_format(body[:64]) is not None
 
 
-def _pcm(segment: bytes) -> tuple[tuple[int, int, int], bytes] | None:
-    """((channels, sample width, rate), frames) of a readable PCM WAV, else None."""
-    try:
-        with wave.open(io.BytesIO(segment), "rb") as clip:
-            return (clip.getnchannels(), clip.getsampwidth(), clip.getframerate()), clip.readframes(clip.getnframes())
-    except (wave.Error, EOFError):
+_PCM_TAGS = (1, 0xFFFE)  # WAVE_FORMAT_PCM, and WAVE_FORMAT_EXTENSIBLE (its sub-format checked below)
+
+
+def _pcm(segment: bytes) -> tuple[tuple[int, int, int], memoryview] | None:
+    """((channels, sample width, rate), a view of the frames) of a PCM WAV, else None.
+
+    The RIFF chunks are walked here rather than with `wave`, whose readframes() copies the frames:
+    a 32 MiB piece would be held twice."""
+    if len(segment) < 12 or segment[:4] != b"RIFF" or segment[8:12] != b"WAVE":
         return None
+    shape, position = None, 12
+    while position + 8 <= len(segment):
+        name, size = segment[position : position + 4], struct.unpack_from("<I", segment, position + 4)[0]
+        body = position + 8
+        if name == b"fmt " and size >= 16:
+            tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", segment, body)
+            extensible_pcm = tag == 0xFFFE and size >= 40 and segment[body + 24 : body + 26] == b"\x01\x00"
+            if tag not in _PCM_TAGS or (tag == 0xFFFE and not extensible_pcm) or not channels or bits % 8:
+                return None
+            shape = (channels, bits // 8, rate)
+        elif name == b"data":
+            if shape is None:
+                return None
+            frame = shape[0] * shape[1]
+            whole = (min(len(segment), body + size) - body) // frame * frame  # a streamed size may be unknown
+            return shape, memoryview(segment)[body : body + whole]
+        position = body + size + (size % 2)
+    return None
 
 
 # A RIFF or data size a writer does not know yet: what streaming WAV writers (ffmpeg to a pipe) put
@@ -124,12 +147,13 @@ class WavJoiner:
     def __init__(self) -> None:
         self._shape: tuple[int, int, int] | None = None
 
-    def piece(self, segment: bytes) -> bytes:
+    def piece(self, segment: bytes) -> list[bytes | memoryview]:
+        """What to send for `segment`, in parts (views into it, so its frames are not copied)."""
         clip = _pcm(segment)
         if clip is None:
-            return segment
+            return [segment]
         shape, frames = clip
         if self._shape is None:
             self._shape = shape
-            return _streaming_header(*shape) + frames
-        return frames if shape == self._shape else segment
+            return [_streaming_header(*shape), frames]
+        return [frames] if shape == self._shape else [segment]

@@ -40,6 +40,7 @@ __all__ = ["DEFAULT_MODELS", "ROUTES", "GatewayEmulator", "Route"]
 
 DEFAULT_MODELS = ("qwen-max", "qwen-plus", "qwen-turbo", "qwq-plus", "text-embedding-v3", "gte-rerank-v2", "qwen-tts")
 _FILE_PATH = re.compile(r"/_files/([0-9a-f]{8,64})\.wav$")
+_SILENCE_PATH = re.compile(r"/_files/silence-(\d+)\.wav$")  # faults.py, audio-MIB
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +232,9 @@ class GatewayEmulator:
             if data is None:
                 return text_response("file not found", 404)
             return Response(200, [("Content-Type", "audio/wav")], data)
+        if request.method == "GET" and (m := _SILENCE_PATH.search(request.path)):
+            size, body = audio.silent_wav(int(m.group(1)))
+            return Response(200, [("Content-Type", "audio/wav")], body, content_length=size)
 
         outcome = self._auth.authenticate(request)
         if isinstance(outcome, Denial):

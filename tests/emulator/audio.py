@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Iterator
 
 from . import hostile
+from .bounds import mib_pieces
 from .context import Context
 from .multipart import MultipartError, MultipartFile, parse_form
 from .responses import dashscope_error, json_response, openai_error, text_response
 from .wire import Response
 from .words import count_words
 
-__all__ = ["dashscope_tts", "make_wav", "speech", "transcription", "translation"]
+__all__ = ["dashscope_tts", "make_wav", "silent_wav", "speech", "transcription", "translation"]
 
 _WAV_RATE = 16000
 _MP3_HEADER = b"\xff\xfb\x90\x64"  # sync, MPEG-1 Layer III, 128 kbps, 44.1 kHz, joint stereo
@@ -42,6 +44,20 @@ def make_wav(payload: bytes) -> bytes:
     fmt = struct.pack("<HHIIHH", 1, 1, _WAV_RATE, _WAV_RATE * 2, 2, 16)
     chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
     return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
+
+
+def silent_wav(mib: int) -> tuple[int, Iterator[bytes]]:
+    """(size, body) of a WAV of `mib` MiB in all, its header included: silence, generated as it is sent."""
+    size = mib * 1024 * 1024
+    header = bytearray(make_wav(b""))
+    struct.pack_into("<I", header, 4, size - 8)
+    struct.pack_into("<I", header, len(header) - 4, size - len(header))
+
+    def body() -> Iterator[bytes]:
+        yield bytes(header)
+        yield from mib_pieces((size - len(header)) / (1024 * 1024), b"\x00")
+
+    return size, body()
 
 
 def _wav_duration(data: bytes) -> float:
@@ -136,7 +152,8 @@ def speech(ctx: Context) -> Response:
 
 
 def dashscope_tts(ctx: Context) -> Response:
-    """qwen-tts on multimodal-generation: JSON with an audio URL; the audio is a WAV."""
+    """qwen-tts on multimodal-generation: JSON with an audio URL; the audio is a WAV (with `audio-MIB`,
+    one of MIB MiB of silence)."""
     body = ctx.json_object()
     request_id = ctx.request_id()
     payload = body.get("input") if body is not None else None
@@ -146,10 +163,10 @@ def dashscope_tts(ctx: Context) -> Response:
             400, "InvalidParameter", "input.text is required (only qwen-tts is emulated here).", request_id
         )
     wav = make_wav(text.encode("utf-8"))
-    file_id = ctx.store_file(wav)
+    file_name = f"silence-{ctx.faults.audio_mib}" if ctx.faults.audio_mib else ctx.store_file(wav)
     audio = {
-        "url": f"{ctx.request.base_url}/_files/{file_id}.wav",
-        "id": f"audio_{file_id}",
+        "url": f"{ctx.request.base_url}/_files/{file_name}.wav",
+        "id": f"audio_{file_name}",
         "expires_at": ctx.created + 86400,
     }
     usage = {"characters": len(text), "input_tokens": count_words(text), "output_tokens": len(wav) // 2}

@@ -44,6 +44,8 @@ Answers past the plugin's read bounds (bounds.py; bodies generated as they are s
   bloat-MIB               the answer followed by MIB MiB of spaces, not compressed
   sse-line-MIB            a stream whose first line is a data: line of MIB MiB, no newline for that long
   drip-S                  the answer one byte at a time, S seconds apart
+  audio-MIB               qwen-tts: the audio at the answer's URL is a WAV of MIB MiB (silence, all
+                          of them legitimate audio, each inside the per-piece bound)
   endless                 a stream that repeats its content events for ever (never [DONE])
 """
 
@@ -148,6 +150,7 @@ class Faults:
     sse_line_mib: float = 0.0
     drip_seconds: float = 0.0
     endless: bool = False
+    audio_mib: int = 0
 
     def for_attempt(self, attempt: int) -> Faults:
         """The faults in force for the attempt-th request (1-based) on this path."""
@@ -290,9 +293,20 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"bloat-{_NUMBER}"), "bloat_mib"),
     (re.compile(rf"sse-line-{_NUMBER}"), "sse_line_mib"),
     (re.compile(rf"drip-{_NUMBER}"), "drip_seconds"),
+    (re.compile(r"audio-(\d+)"), "audio_mib"),
 ]
 _WHOLE_NUMBERS = frozenset(
-    {"status", "dashscope_status", "chunks", "big", "calls", "dims", "cached_tokens", "deepseek_cached_tokens"}
+    {
+        "status",
+        "dashscope_status",
+        "chunks",
+        "big",
+        "calls",
+        "dims",
+        "cached_tokens",
+        "deepseek_cached_tokens",
+        "audio_mib",
+    }
 )
 _FLAGS = {"html-502": "html_502", "badjson": "badjson", "badsse": "badsse", "ssecut": "ssecut",
           "ssereset": "ssereset", "sseerror": "sseerror", "close": "close",

@@ -2,8 +2,10 @@
 
 Long text is split at sentence ends into pieces of at most the model's `word_limit` characters,
 synthesized up to `max_workers` at a time and delivered in order, each as soon as it and the pieces
-before it are ready: at most `max_workers` pieces are synthesized ahead of the one being sent, so
-memory holds a few pieces whatever the text's length. Audio goes to Dify in chunks of at most 1 MiB
+before it are ready: at most `max_workers` pieces are synthesized ahead of the one being sent, and
+they wait while the invocation holds more than TTS_HELD_AUDIO_LIMIT of audio not yet sent
+(models/tts/held_audio.py), so memory holds a bounded amount of audio whatever the text's length
+and the pieces' sizes. Audio goes to Dify in chunks of at most 1 MiB
 (the daemon's 5 MiB line limit, with the SDK's hex encoding doubling each chunk). Dify plays or
 saves the concatenation of the chunks, so WAV pieces are sent as one WAV file (models/audio.py,
 WavJoiner); MP3 and the other formats concatenate as they are.
@@ -13,6 +15,7 @@ leaves at a URL is downloaded by adapters/gateway/download.py.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import deque
 from collections.abc import Generator, Iterator, Mapping
@@ -27,10 +30,12 @@ from adapters.dialects.kinds import SpeechDialect
 from adapters.dialects.registry import dialect
 from adapters.gateway import download
 from adapters.gateway.body import Budget
+from adapters.gateway.limits import TTS_HELD_AUDIO_LIMIT
 from adapters.gateway.transport import Answer, GatewaySession, session_for
 from adapters.models.audio import WavJoiner, daemon_chunks, is_audio
 from adapters.models.base import GatewayModel, bad_request, translated_by_litellm
 from adapters.models.invocation_headers import own_headers
+from adapters.models.tts.held_audio import HeldAudio
 from adapters.models.validation import check_credentials
 
 # Sentence ends in Latin and CJK text, and line breaks.
@@ -84,7 +89,12 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
         with session.reporting():
             joiner = WavJoiner() if len(pieces) > 1 else None
             for audio in self._synthesize_in_order(target, session, budget, pieces, voice, headers):
-                yield from daemon_chunks(joiner.piece(audio) if joiner else audio)
+                parts = joiner.piece(audio) if joiner else [audio]
+                # No name may keep a sent piece alive while the next is awaited: its bytes were given
+                # back to the budget.
+                del audio
+                yield from daemon_chunks(parts)
+                del parts
 
     @staticmethod
     def _synthesize_in_order(
@@ -98,35 +108,52 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
         wire = dialect(SpeechDialect, target.route.dialect)
         provider, name, audio_type = target.route.litellm, target.gateway_model, target.info.audio_type
 
-        def synthesize(text: str) -> bytes:
+        held = HeldAudio(TTS_HELD_AUDIO_LIMIT)
+
+        def synthesize(index: int, text: str) -> bytes:
+            budget_of_piece = dataclasses.replace(budget, hold=held.hold_for(index))
             with translated_by_litellm(target):
                 body = wire.request_body(provider=provider, model=name, text=text, voice=voice, audio_type=audio_type)
             response = session.send(
-                target.route.path, json=body, answer=Answer.SPEECH, budget=budget, own_headers=headers
+                target.route.path, json=body, answer=Answer.SPEECH, budget=budget_of_piece, own_headers=headers
             )
             with session.reading(response):
                 audio = wire.parse_answer(response)
             if audio.url is None:
                 return audio.data
             path = response.request.url.path
-            return download.fetch(session, audio.url, what="the audio", route_path=path, budget=budget, wanted=is_audio)
+            return download.fetch(
+                session, audio.url, what="the audio", route_path=path, budget=budget_of_piece, wanted=is_audio
+            )
 
         workers = min(target.info.max_workers, len(pieces))
-        if workers == 1:
-            yield from map(synthesize, pieces)
-            return
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aigw-tts")
-        texts = iter(pieces)
-        ahead: deque[Future[bytes]] = deque(pool.submit(synthesize, text) for text in itertools.islice(texts, workers))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="aigw-tts") if workers > 1 else None
+        texts = enumerate(pieces)
+        ahead: deque[Future[bytes]] = deque()
+
+        def start_next() -> None:
+            if (numbered := next(texts, None)) is not None:
+                ahead.append(pool.submit(synthesize, *numbered) if pool else _done(synthesize(*numbered)))
+
+        for _ in range(workers):
+            start_next()
         try:
-            while ahead:
+            for index in itertools.count():
+                if not ahead:
+                    return
                 audio = ahead.popleft().result()
-                if (text := next(texts, None)) is not None:
-                    ahead.append(pool.submit(synthesize, text))  # the window stays full while this piece is sent
+                if pool:
+                    start_next()  # the window stays full while this piece is sent
                 yield audio
+                del audio
+                held.sent(index)
+                if not pool:
+                    start_next()  # one at a time: the next is synthesized once this one is sent
         finally:
-            # A failed piece or an abandoned stream leaves nothing running behind it.
-            pool.shutdown(wait=False, cancel_futures=True)
+            # A failed piece or an abandoned stream leaves nothing running or waiting behind it.
+            held.end()
+            if pool:
+                pool.shutdown(wait=False, cancel_futures=True)
 
     def validate_credentials(self, model: str, credentials: Mapping[str, Any]) -> None:
         """Synthesizes one short word through the same route and auth the model will use, per endpoint and key."""
@@ -135,3 +162,10 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
             return list(self._invoke(model, "", dict(credentials), "Hello.", ""))
 
         check_credentials(self.model_type.value, model, credentials, ping)
+
+
+def _done(audio: bytes) -> Future[bytes]:
+    """A piece synthesized in place (one worker): as the pool would hand it over."""
+    future: Future[bytes] = Future()
+    future.set_result(audio)
+    return future
