@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from dify_plugin.errors.model import (
 
 from adapters.models.audio import DAEMON_CHUNK
 from adapters.models.base import _catalog_entities
+from adapters.models.tts.held_audio import AbandonedError, HeldAudio
 from adapters.models.tts.tts import AIGatewayText2SpeechModel
 from tests.emulator import Request, Response, make_wav, serve
 from tests.emulator.audio import encode_audio
@@ -216,3 +218,38 @@ def test_validate_credentials(speaker, gateway, model: str) -> None:
     assert calls and all(r.status == 200 for r in calls)
     with pytest.raises(CredentialsValidateFailedError, match=rf"^Model '{model}': AI Gateway answered HTTP 503"):
         speaker.validate_credentials(model, gateway.credentials("/_fault/status-503"))
+
+
+def test_a_piece_ahead_waits_for_room_and_the_next_piece_never_does() -> None:
+    held = HeldAudio(limit=10)
+    # The piece being waited for passes the limit rather than stall the speech.
+    head = threading.Thread(target=lambda: [held.hold_for(0)(8) for _ in range(2)], daemon=True)
+    head.start()
+    head.join(5)
+    assert not head.is_alive()
+    waiting = threading.Thread(target=held.hold_for(1), args=(5,), daemon=True)
+    waiting.start()
+    waiting.join(0.2)
+    assert waiting.is_alive() and held.held == 16
+    held.sent(0)
+    waiting.join(5)
+    assert not waiting.is_alive() and held.held == 5
+
+
+def test_a_piece_waiting_for_room_gives_up_when_the_speech_ends() -> None:
+    held = HeldAudio(limit=10)
+    held.hold_for(0)(10)
+    outcome: list[BaseException] = []
+
+    def hold_ahead() -> None:
+        try:
+            held.hold_for(1)(1)
+        except AbandonedError as exc:
+            outcome.append(exc)
+
+    waiting = threading.Thread(target=hold_ahead, daemon=True)
+    waiting.start()
+    waiting.join(0.2)
+    held.end()
+    waiting.join(5)
+    assert not waiting.is_alive() and len(outcome) == 1
