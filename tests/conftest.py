@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,6 +101,20 @@ def client_sockets_to(port: int) -> int:
         remote_port = int(fields[2].split(":")[1], 16)
         count += remote_port == port and fields[9] in inodes
     return count
+
+
+def run_python_in(plugin_dir: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """`python <args>` in a plugin folder as the daemon starts it: local install, a bare PATH, no stdin."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=plugin_dir,
+        env={"INSTALL_METHOD": "local", "PATH": "/usr/bin:/bin"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=check,
+    )
 
 
 def adapter(model_type: str):

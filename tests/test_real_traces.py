@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import wave
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -32,6 +31,7 @@ from dify_plugin.errors.model import (
     InvokeServerUnavailableError,
 )
 
+from adapters.models.audio import silence_wav
 from tests.conftest import adapter
 from tests.real_traces import (
     BODIES_DIR,
@@ -252,22 +252,13 @@ def test_rerank(recording: Recording, route: tuple[str, str]) -> None:
     assert all(d.text == documents[d.index] for d in result.docs), where
 
 
-def _silence() -> bytes:
-    """A tenth of a second of 16 kHz mono WAV: any audio does, the recording is the answer."""
-    out = io.BytesIO()
-    with wave.open(out, "wb") as audio:
-        audio.setnchannels(1)
-        audio.setsampwidth(2)
-        audio.setframerate(16000)
-        audio.writeframes(b"\0\0" * 1600)
-    return out.getvalue()
-
-
 @pytest.mark.parametrize(("recording", "route"), _cases(lambda r: r.kind == "speech2text", lambda r: [TRANSCRIPTION]))
 def test_transcription(recording: Recording, route: tuple[str, str]) -> None:
     model, path = route
     with replayed(served(recording, path)) as credentials:
-        text = adapter("speech2text").invoke(model, credentials, io.BytesIO(_silence()))
+        text = adapter("speech2text").invoke(
+            model, credentials, io.BytesIO(silence_wav())
+        )  # any audio: the recording answers
     assert text == recording.json()["text"], f"{recording.id} ({recording.source})"
 
 

@@ -9,12 +9,12 @@ second request, to the redirect target, would find no answer and fail the test.
 from __future__ import annotations
 
 import io
-import wave
 
 import pytest
 from dify_plugin.entities.model.message import UserPromptMessage
 from dify_plugin.errors.model import InvokeBadRequestError
 
+from adapters.models.audio import silence_wav
 from tests.cassettes import REPLAY_ENDPOINT
 from tests.conftest import adapter
 from tests.real_traces import Served, replayed
@@ -27,17 +27,6 @@ def _chat(stream: bool):
     return lambda c: list(adapter("llm").invoke("qwen-max", c, [UserPromptMessage(content="hi")], {}, stream=stream))
 
 
-def _wav() -> io.BytesIO:
-    audio = io.BytesIO()
-    with wave.open(audio, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes(b"\0\0" * 160)
-    audio.seek(0)
-    return audio
-
-
 CALLS = {
     "llm-stream": ("/v1/chat/completions", _chat(True)),
     "llm-blocking": ("/v1/chat/completions", _chat(False)),
@@ -48,7 +37,7 @@ CALLS = {
     ),
     "speech2text": (
         "/v1/audio/transcriptions",
-        lambda c: adapter("speech2text").invoke("whisper-large-v3", c, _wav()),
+        lambda c: adapter("speech2text").invoke("whisper-large-v3", c, io.BytesIO(silence_wav(0.01))),
     ),
     "tts": ("/v1/audio/speech", lambda c: list(adapter("tts").invoke("tts-1", "tenant", c, "hello", "alloy"))),
 }

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +26,7 @@ from dify_plugin.entities.model.message import AssistantPromptMessage, TextPromp
 
 from adapters.runtime import sdk_runtime
 from adapters.runtime.sdk_runtime import chunk_message_json
-from tests.conftest import PLUGIN_ROOT
+from tests.conftest import PLUGIN_ROOT, run_python_in
 
 ToolCall = AssistantPromptMessage.ToolCall
 
@@ -276,16 +275,7 @@ def test_no_collection_runs_while_the_plugin_starts_and_its_objects_end_frozen()
         "print(json.dumps({'before': before, 'after': after, 'enabled': gc.isenabled(),"
         " 'frozen': gc.get_freeze_count()}), file=sys.stderr)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=PLUGIN_ROOT,
-        env={"INSTALL_METHOD": "local", "PATH": "/usr/bin:/bin"},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = run_python_in(PLUGIN_ROOT, "-c", probe, check=True)
     state = json.loads(done.stderr.strip().splitlines()[-1])
     (young_before, *old_before), (young_after, *old_after) = state["before"], state["after"]
     assert old_after == old_before, "no collection of the older generations during the start-up"

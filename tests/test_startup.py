@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import PLUGIN_ROOT
+from tests.conftest import PLUGIN_ROOT, run_python_in
 
 
 def _copy(tmp_path: Path) -> Path:
@@ -17,15 +17,7 @@ def _copy(tmp_path: Path) -> Path:
 
 
 def _start(plugin_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "main"],
-        cwd=plugin_dir,
-        env={"INSTALL_METHOD": "local", "PATH": "/usr/bin:/bin"},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_python_in(plugin_dir, "-m", "main")
 
 
 def _log_events(stdout: str) -> list[dict]:
@@ -94,14 +86,5 @@ def test_what_only_some_calls_need_is_not_imported_before_the_first_heartbeat() 
     probe = (
         "import sys, main; print(sorted(name for name in ('litellm', 'jwt', 'cryptography') if name in sys.modules))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=PLUGIN_ROOT,
-        env={"INSTALL_METHOD": "local", "PATH": "/usr/bin:/bin"},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = run_python_in(PLUGIN_ROOT, "-c", probe, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
