@@ -74,21 +74,18 @@ class AIGatewayText2SpeechModel(GatewayModel, TTSModel):
             raise bad_request(target, "there is no text to speak.")
         chosen = pick_voice(target, voice)
         session = session_for(credentials)
-        return self._stream(target, session, session.budget("tts"), pieces, chosen, own_headers(session, user))
+        # Nothing is synthesized before Dify reads the first chunk: the pieces' generator starts then.
+        audios = self._synthesize_in_order(
+            target, session, session.budget("tts"), pieces, chosen, own_headers(session, user)
+        )
+        return self._stream(session, audios, joined=len(pieces) > 1)
 
-    def _stream(
-        self,
-        target: CatalogModel,
-        session: GatewaySession,
-        budget: Budget,
-        pieces: list[str],
-        voice: str,
-        headers: Mapping[str, str],
-    ) -> Generator[bytes, None, None]:
+    @staticmethod
+    def _stream(session: GatewaySession, audios: Iterator[bytes], *, joined: bool) -> Generator[bytes, None, None]:
         # The SDK relays this generator without mapping its errors, so they are reported here.
         with session.reporting():
-            joiner = WavJoiner() if len(pieces) > 1 else None
-            for audio in self._synthesize_in_order(target, session, budget, pieces, voice, headers):
+            joiner = WavJoiner() if joined else None
+            for audio in audios:
                 parts = joiner.piece(audio) if joiner else [audio]
                 # No name may keep a sent piece alive while the next is awaited: its bytes were given
                 # back to the budget.
