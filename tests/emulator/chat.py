@@ -250,12 +250,11 @@ def chat_completions(ctx: Context) -> Response:
     chat_id = f"chatcmpl-{ctx.next_seq()}"
     minimal = ctx.faults.minimal_shapes
     cache = CachedPrompt(ctx.faults.cached_tokens, ctx.faults.deepseek_cached_tokens)
+    turn = replies.Turn(chat_id, ctx.created, body["model"], reply, prompt, ctx.next_seq, cache, _include_usage(body))
     if not stream:
         render = replies.minimal_json if minimal else replies.dashscope_json
-        return json_response(render(chat_id, ctx.created, body["model"], reply, prompt, ctx.next_seq, cache))
-    events = (replies.minimal_events if minimal else replies.dashscope_events)(
-        chat_id, ctx.created, body["model"], reply, prompt, _include_usage(body), ctx.next_seq, cache
-    )
+        return json_response(render(turn))
+    events = (replies.minimal_events if minimal else replies.dashscope_events)(turn)
     if "BLOCK_MIDSTREAM" in user_text:
         events = [*events[:2], guard.deny_stream(f"chatcmpl-{ctx.next_seq()}", _deny_content(ctx))]
     return Response(200, [("Content-Type", SSE), ("Cache-Control", "no-cache")], ctx.faults.shape_stream(events))

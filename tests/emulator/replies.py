@@ -64,6 +64,20 @@ class CachedPrompt:
 _NO_CACHE = CachedPrompt()
 
 
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One chat answer to render: what every shape (DashScope's, the minimal one; JSON or events) needs."""
+
+    chat_id: str
+    created: int
+    model: str
+    reply: Reply
+    prompt: int  # prompt tokens, as the emulator counts them
+    seq: Callable[[], int]  # the emulator-wide counter, for tool-call ids
+    cache: CachedPrompt = _NO_CACHE
+    include_usage: bool = False
+
+
 def _usage(prompt: int, reply: Reply, *, cached_tokens: bool, cache: CachedPrompt) -> dict[str, Any]:
     completion = reply.completion_tokens()
     usage: dict[str, Any] = {
@@ -89,19 +103,12 @@ def _fragments(args: str) -> list[str]:
 # DashScope compatible mode (the default)
 
 
-def dashscope_json(
-    chat_id: str,
-    created: int,
-    model: str,
-    reply: Reply,
-    prompt: int,
-    seq: Callable[[], int],
-    cache: CachedPrompt = _NO_CACHE,
-) -> dict[str, Any]:
+def dashscope_json(turn: Turn) -> dict[str, Any]:
+    reply = turn.reply
     if reply.tool_name:
         call = {
             "function": {"arguments": reply.tool_args, "name": reply.tool_name},
-            "id": f"call_{seq()}",
+            "id": f"call_{turn.seq()}",
             "index": 0,
             "type": "function",
         }
@@ -115,33 +122,26 @@ def dashscope_json(
     return {
         "choices": [{"message": message, "finish_reason": reply.finish_reason, "index": 0, "logprobs": None}],
         "object": "chat.completion",
-        "usage": _usage(prompt, reply, cached_tokens=True, cache=cache),
-        "created": created,
+        "usage": _usage(turn.prompt, reply, cached_tokens=True, cache=turn.cache),
+        "created": turn.created,
         "system_fingerprint": None,
-        "model": model,
-        "id": chat_id,
+        "model": turn.model,
+        "id": turn.chat_id,
     }
 
 
-def dashscope_events(
-    chat_id: str,
-    created: int,
-    model: str,
-    reply: Reply,
-    prompt: int,
-    include_usage: bool,
-    seq: Callable[[], int],
-    cache: CachedPrompt = _NO_CACHE,
-) -> list[bytes]:
+def dashscope_events(turn: Turn) -> list[bytes]:
+    reply = turn.reply
+
     def event(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None) -> bytes:
         envelope = {
             "choices": choices,
             "object": "chat.completion.chunk",
             "usage": usage,
-            "created": created,
+            "created": turn.created,
             "system_fingerprint": None,
-            "model": model,
-            "id": chat_id,
+            "model": turn.model,
+            "id": turn.chat_id,
         }
         return sse_data(envelope)
 
@@ -162,7 +162,7 @@ def dashscope_events(
     for piece in split_keep_spaces(reply.content or ""):
         events.append(delta({"content": piece, "reasoning_content": None} if thinking else {"content": piece}))
     if reply.tool_name and reply.tool_args is not None:
-        call = {"index": 0, "id": f"call_{seq()}", "type": "function"}
+        call = {"index": 0, "id": f"call_{turn.seq()}", "type": "function"}
         head = {"content": None, "tool_calls": [{**call, "function": {"name": reply.tool_name, "arguments": ""}}]}
         events.append(delta(head if opening is not None else {**head, "role": "assistant"}))
         for piece in _fragments(reply.tool_args):
@@ -174,8 +174,8 @@ def dashscope_events(
     else:
         closing = {"content": "", "reasoning_content": None} if thinking else {"content": ""}
     events.append(event([{"finish_reason": reply.finish_reason, "delta": closing, "index": 0, "logprobs": None}]))
-    if include_usage:
-        events.append(event([], _usage(prompt, reply, cached_tokens=True, cache=cache)))
+    if turn.include_usage:
+        events.append(event([], _usage(turn.prompt, reply, cached_tokens=True, cache=turn.cache)))
     events.append(_DONE)
     return events
 
@@ -184,48 +184,34 @@ def dashscope_events(
 # The minimal OpenAI-style shape (fault segment `minimal-shapes`)
 
 
-def minimal_json(
-    chat_id: str,
-    created: int,
-    model: str,
-    reply: Reply,
-    prompt: int,
-    seq: Callable[[], int],
-    cache: CachedPrompt = _NO_CACHE,
-) -> dict[str, Any]:
+def minimal_json(turn: Turn) -> dict[str, Any]:
+    reply = turn.reply
     message: dict[str, Any] = {"role": "assistant", "content": reply.content}
     if reply.reasoning is not None:
         message["reasoning_content"] = reply.reasoning
     if reply.tool_name:
         message["tool_calls"] = [
             {
-                "id": f"call_{seq()}",
+                "id": f"call_{turn.seq()}",
                 "type": "function",
                 "function": {"name": reply.tool_name, "arguments": reply.tool_args},
             }
         ]
     return {
-        "id": chat_id,
+        "id": turn.chat_id,
         "object": "chat.completion",
-        "created": created,
-        "model": model,
+        "created": turn.created,
+        "model": turn.model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}],
-        "usage": _usage(prompt, reply, cached_tokens=False, cache=cache),
+        "usage": _usage(turn.prompt, reply, cached_tokens=False, cache=turn.cache),
     }
 
 
-def minimal_events(
-    chat_id: str,
-    created: int,
-    model: str,
-    reply: Reply,
-    prompt: int,
-    include_usage: bool,
-    seq: Callable[[], int],
-    cache: CachedPrompt = _NO_CACHE,
-) -> list[bytes]:
+def minimal_events(turn: Turn) -> list[bytes]:
+    reply = turn.reply
     # Precomputed envelope halves: a 500-chunk stream costs one small dumps() per chunk.
-    head = f'data: {{"id":"{chat_id}","object":"chat.completion.chunk","created":{created},"model":{dumps(model)},'
+    head = f'data: {{"id":"{turn.chat_id}","object":"chat.completion.chunk","created":{turn.created},'
+    head += f'"model":{dumps(turn.model)},'
     open_choice = (head + '"choices":[{"index":0,"delta":').encode("utf-8")
     close_choice = b',"logprobs":null,"finish_reason":null}]}\n\n'
 
@@ -235,7 +221,7 @@ def minimal_events(
     if reply.tool_name and reply.tool_args is not None:
         call = {
             "index": 0,
-            "id": f"call_{seq()}",
+            "id": f"call_{turn.seq()}",
             "type": "function",
             "function": {"name": reply.tool_name, "arguments": ""},
         }
@@ -248,8 +234,8 @@ def minimal_events(
     events = [open_choice + dumps(delta).encode("utf-8") + close_choice for delta in deltas]
     finish = f'{{}},"logprobs":null,"finish_reason":"{reply.finish_reason}"}}]}}\n\n'
     events.append(open_choice + finish.encode("utf-8"))
-    if include_usage:
-        usage = dumps(_usage(prompt, reply, cached_tokens=False, cache=cache))
+    if turn.include_usage:
+        usage = dumps(_usage(turn.prompt, reply, cached_tokens=False, cache=turn.cache))
         events.append((head + f'"choices":[],"usage":{usage}}}\n\n').encode("utf-8"))
     events.append(_DONE)
     return events
